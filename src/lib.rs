@@ -1,0 +1,18 @@
+//! leakbench: drive websocket or HTTP sessions against a service, let it
+//! settle, and judge from its runtime counters and profiles whether memory,
+//! goroutines or descriptors failed to come back.
+//!
+//! The binary is a thin shell over [`run::run`]; every stage is a module:
+//! [`scenario`] validates input, [`load`] drives sessions, [`probe`] reads the
+//! target, [`settle`] waits for it, [`verdict`] judges, [`report`] writes.
+
+pub mod cli;
+pub mod load;
+pub mod pprof;
+pub mod probe;
+pub mod report;
+pub mod run;
+pub mod scenario;
+pub mod settle;
+pub mod target;
+pub mod verdict;

@@ -1,0 +1,16 @@
+//! The `leakbench` binary: parse arguments, run, map the outcome to an exit code.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = leakbench::cli::Cli::parse();
+    match leakbench::cli::execute(cli) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("leakbench: error: {err:#}");
+            ExitCode::from(leakbench::cli::EXIT_ERROR)
+        }
+    }
+}

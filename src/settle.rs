@@ -1,0 +1,1 @@
+//! settle (in progress).

@@ -1,16 +1,95 @@
-//! Command-line interface (in progress).
+//! Command line: `leakbench run SCENARIO`, `leakbench validate SCENARIO`.
+//!
+//! Exit codes: 0 pass, 1 leak, 2 error (bad scenario, unreachable target,
+//! target died), 3 inconclusive. A leak is a verdict, never an error.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// Exit code for an error (bad input, unreachable target).
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+
+use crate::report::{Render, json::Json, text::Text};
+use crate::run::{self, RunOptions};
+use crate::scenario::Scenario;
+
+/// Exit code for an error (bad input, unreachable target, target died).
 pub const EXIT_ERROR: u8 = 2;
 
-/// leakbench command line.
-#[derive(Debug, clap::Parser)]
-#[command(version, about)]
-pub struct Cli {}
+/// Leak verdicts under load: open sessions against a service, close them,
+/// let it settle, and judge whether goroutines and memory came back.
+#[derive(Debug, Parser)]
+#[command(version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
 
-/// Runs the parsed command.
-pub fn execute(_cli: Cli) -> anyhow::Result<ExitCode> {
-    Ok(ExitCode::SUCCESS)
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a scenario and give a verdict (exit 0 pass, 1 leak, 2 error, 3 inconclusive).
+    Run {
+        /// The scenario file (TOML).
+        scenario: PathBuf,
+        /// Write report.json, the profiles and the target's log here.
+        #[arg(short, long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// Print only the verdict summary, no progress lines.
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// Check a scenario and print what would run, without connecting.
+    Validate {
+        /// The scenario file (TOML).
+        scenario: PathBuf,
+    },
+}
+
+/// Runs the parsed command and returns the process exit code.
+pub fn execute(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Run {
+            scenario,
+            out,
+            quiet,
+        } => {
+            let scenario = Scenario::load(&scenario)?;
+            let options = RunOptions { out, quiet };
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("starting the async runtime")?;
+            let report = runtime.block_on(run::run(&scenario, &options))?;
+            print!("{}", Text.render(&report));
+            if let Some(dir) = &options.out {
+                let path = dir.join(Json.file_name());
+                std::fs::write(&path, Json.render(&report))
+                    .with_context(|| format!("writing {}", path.display()))?;
+                if report.profiles.contains_key("heap_base") {
+                    println!(
+                        "  open: go tool pprof -base {0}/heap-base.pb.gz {0}/heap-final.pb.gz",
+                        dir.display()
+                    );
+                }
+            }
+            Ok(ExitCode::from(report.verdict.exit_code()))
+        }
+        Command::Validate { scenario } => {
+            let s = Scenario::load(&scenario)?;
+            println!("{}: valid", scenario.display());
+            println!(
+                "  target   {} ({:?}), pprof {}",
+                s.target.url, s.target.transport, s.target.pprof
+            );
+            if let Some(cmd) = &s.target.command {
+                println!("  command  {}", cmd.join(" "));
+            }
+            println!(
+                "  load     {} sessions per cycle, {} at once, {} warm-up + {} measured cycles, close {:?}",
+                s.load.sessions, s.load.concurrency, s.load.warmup, s.load.cycles, s.load.close
+            );
+            println!("  settle   up to {:?} per cycle", s.settle.timeout);
+            Ok(ExitCode::SUCCESS)
+        }
+    }
 }

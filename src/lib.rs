@@ -14,5 +14,6 @@ pub mod report;
 pub mod run;
 pub mod scenario;
 pub mod settle;
+pub mod suspects;
 pub mod target;
 pub mod verdict;

@@ -1,1 +1,369 @@
-//! probe (in progress).
+//! Probe: read the target's net/http/pprof endpoint.
+//!
+//! One persistent HTTP/1.1 connection carries every probe, so the target
+//! always sees exactly one probe goroutine (`net/http.(*conn).serve`) at
+//! baseline and after: probing the same way each time keeps the probe itself
+//! out of the growth. If the target closes it (idle timeouts), the next probe
+//! reconnects.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{Request, StatusCode, Uri, header};
+use http_body_util::{BodyExt, Empty, Limited};
+use hyper::client::conn::http1::{self, SendRequest};
+use hyper_util::rt::TokioIo;
+use serde::Serialize;
+use tokio::net::TcpStream;
+use tokio::task::JoinHandle;
+
+use crate::pprof::{self, DecodeError, MemStats};
+
+/// Longest a single probe may take, connection included. Generous because a
+/// `debug=2` dump of tens of thousands of goroutines stops the world and is
+/// tens of MB; bounded so a target that trickles bytes cannot hang a run.
+const FETCH_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Largest probe response accepted (Go truncates debug=2 dumps at 64 MiB).
+const MAX_RESPONSE_BYTES: usize = 256 << 20;
+
+/// Forced GCs before counters are read: sync.Pool contents survive the first
+/// (victim cache) and die in the second; the third gives finalizers that ran
+/// after the second a chance to have their objects collected.
+const MEASURE_GCS: usize = 3;
+
+/// A probe that failed: every variant names the URL and says what to check.
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    /// TCP connect or HTTP handshake failed.
+    #[error("cannot reach the pprof endpoint {url}: {reason}")]
+    Connect {
+        /// The URL probed.
+        url: String,
+        /// Why.
+        reason: String,
+    },
+    /// No complete answer within the fetch timeout.
+    #[error("pprof endpoint {url} did not answer within {secs} s")]
+    Timeout {
+        /// The URL probed.
+        url: String,
+        /// The limit.
+        secs: u64,
+    },
+    /// A non-200 answer.
+    #[error("pprof endpoint {url} answered {status}: {hint}")]
+    Status {
+        /// The URL probed.
+        url: String,
+        /// The status code.
+        status: StatusCode,
+        /// What it probably means.
+        hint: String,
+    },
+    /// The body could not be read.
+    #[error("reading {url}: {reason}")]
+    Body {
+        /// The URL probed.
+        url: String,
+        /// Why.
+        reason: String,
+    },
+    /// The answer is not what that endpoint serves.
+    #[error("{url}: {source}")]
+    Decode {
+        /// The URL probed.
+        url: String,
+        /// What is wrong with it.
+        source: DecodeError,
+    },
+}
+
+/// The exact counters of one measurement.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Counters {
+    /// Goroutines (system goroutines excluded, the probe's own included).
+    pub goroutines: u64,
+    /// Live heap bytes right after a forced GC (MemStats.HeapAlloc).
+    pub heap_bytes: u64,
+    /// Live heap objects right after a forced GC (MemStats.HeapObjects).
+    pub heap_objects: u64,
+    /// Bytes in in-use heap spans (MemStats.HeapInuse).
+    pub heap_inuse: u64,
+    /// Goroutine stack bytes (MemStats.StackInuse).
+    pub stack_bytes: u64,
+    /// Bytes obtained from the OS (MemStats.Sys).
+    pub sys_bytes: u64,
+}
+
+/// A full measurement: counters plus the raw profiles for attribution.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    /// When it was taken.
+    pub at: Instant,
+    /// The exact counters.
+    pub counters: Counters,
+    /// `heap?gc=1` as served (gzip protobuf).
+    pub heap_profile: Bytes,
+    /// `goroutine` as served (gzip protobuf).
+    pub goroutine_profile: Bytes,
+    /// `goroutine?debug=2`, the full dump with wait states.
+    pub goroutine_dump: String,
+}
+
+/// A client of one target's pprof endpoint.
+pub struct Probe {
+    base: Uri,
+    authority: String,
+    sender: Option<SendRequest<Empty<Bytes>>>,
+    connection: Option<JoinHandle<()>>,
+}
+
+impl Drop for Probe {
+    fn drop(&mut self) {
+        if let Some(task) = self.connection.take() {
+            task.abort();
+        }
+    }
+}
+
+impl Probe {
+    /// A probe of the pprof base URL, e.g. `http://127.0.0.1:6060/debug/pprof`.
+    /// Nothing is connected until the first request.
+    pub fn new(base: &Uri) -> Probe {
+        let authority = base
+            .authority()
+            .map(|a| a.as_str().to_owned())
+            .unwrap_or_default();
+        Probe {
+            base: base.clone(),
+            authority,
+            sender: None,
+            connection: None,
+        }
+    }
+
+    /// The base URL.
+    pub fn base(&self) -> &Uri {
+        &self.base
+    }
+
+    /// Fetches `<base>/<path_and_query>`, e.g. `goroutine?debug=1`.
+    pub async fn get(&mut self, path_and_query: &str) -> Result<Bytes, ProbeError> {
+        let url = format!("{}/{}", self.base, path_and_query);
+        match tokio::time::timeout(FETCH_TIMEOUT, self.get_inner(&url)).await {
+            Ok(result) => result,
+            Err(_) => {
+                self.disconnect();
+                Err(ProbeError::Timeout {
+                    url,
+                    secs: FETCH_TIMEOUT.as_secs(),
+                })
+            }
+        }
+    }
+
+    async fn get_inner(&mut self, url: &str) -> Result<Bytes, ProbeError> {
+        // A kept-alive connection may have been closed by the target since the
+        // last probe; one retry on a fresh connection covers that.
+        let reused = self.sender.as_ref().is_some_and(|s| !s.is_closed());
+        match self.request(url).await {
+            Err(ProbeError::Connect { .. }) if reused => {
+                self.disconnect();
+                self.request(url).await
+            }
+            other => other,
+        }
+    }
+
+    async fn request(&mut self, url: &str) -> Result<Bytes, ProbeError> {
+        let path = url
+            .strip_prefix(&format!(
+                "{}://{}",
+                self.base.scheme_str().unwrap_or("http"),
+                self.authority
+            ))
+            .unwrap_or(url)
+            .to_owned();
+        let authority = self.authority.clone();
+        let sender = self.connect(url).await?;
+        let request = Request::get(path)
+            .header(header::HOST, authority)
+            .header(
+                header::USER_AGENT,
+                concat!("leakbench/", env!("CARGO_PKG_VERSION")),
+            )
+            .body(Empty::<Bytes>::new())
+            .map_err(|e| ProbeError::Connect {
+                url: url.to_owned(),
+                reason: e.to_string(),
+            })?;
+        let response = match sender.send_request(request).await {
+            Ok(r) => r,
+            Err(e) => {
+                self.disconnect();
+                return Err(ProbeError::Connect {
+                    url: url.to_owned(),
+                    reason: e.to_string(),
+                });
+            }
+        };
+        let status = response.status();
+        let body = Limited::new(response.into_body(), MAX_RESPONSE_BYTES)
+            .collect()
+            .await
+            .map_err(|e| {
+                self.disconnect();
+                ProbeError::Body {
+                    url: url.to_owned(),
+                    reason: e.to_string(),
+                }
+            })?
+            .to_bytes();
+        if status != StatusCode::OK {
+            return Err(ProbeError::Status {
+                url: url.to_owned(),
+                status,
+                hint: status_hint(status, &body),
+            });
+        }
+        Ok(body)
+    }
+
+    async fn connect(&mut self, url: &str) -> Result<&mut SendRequest<Empty<Bytes>>, ProbeError> {
+        let usable = match self.sender.as_mut() {
+            Some(s) => s.ready().await.is_ok(),
+            None => false,
+        };
+        if !usable {
+            self.disconnect();
+            let fail = |reason: String| ProbeError::Connect {
+                url: url.to_owned(),
+                reason,
+            };
+            let host = self.base.host().unwrap_or("127.0.0.1");
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            let port = self.base.port_u16().unwrap_or(80);
+            let stream = TcpStream::connect((host, port))
+                .await
+                .map_err(|e| fail(e.to_string()))?;
+            let _ = stream.set_nodelay(true);
+            let (sender, connection) = http1::handshake(TokioIo::new(stream))
+                .await
+                .map_err(|e| fail(e.to_string()))?;
+            self.connection = Some(tokio::spawn(async move {
+                let _ = connection.await;
+            }));
+            self.sender = Some(sender);
+        }
+        Ok(self.sender.as_mut().expect("connected above"))
+    }
+
+    fn disconnect(&mut self) {
+        self.sender = None;
+        if let Some(task) = self.connection.take() {
+            task.abort();
+        }
+    }
+
+    /// Closes the probe connection (it reopens on the next probe).
+    pub fn close(&mut self) {
+        self.disconnect();
+    }
+
+    /// The goroutine count, from `goroutine?debug=1`.
+    pub async fn goroutines(&mut self) -> Result<u64, ProbeError> {
+        let body = self.get("goroutine?debug=1").await?;
+        let url = format!("{}/goroutine?debug=1", self.base);
+        pprof::goroutine_total(&String::from_utf8_lossy(&body))
+            .map_err(|source| ProbeError::Decode { url, source })
+    }
+
+    /// Runs one GC in the target and reads MemStats (`heap?debug=1&gc=1`).
+    pub async fn memstats_after_gc(&mut self) -> Result<MemStats, ProbeError> {
+        let body = self.get("heap?debug=1&gc=1").await?;
+        let url = format!("{}/heap?debug=1&gc=1", self.base);
+        pprof::parse_memstats(&String::from_utf8_lossy(&body))
+            .map_err(|source| ProbeError::Decode { url, source })
+    }
+
+    /// A cheap sample for settling: one forced GC, MemStats and the goroutine count.
+    pub async fn sample(&mut self) -> Result<Counters, ProbeError> {
+        let mem = self.memstats_after_gc().await?;
+        let goroutines = self.goroutines().await?;
+        Ok(counters(goroutines, &mem))
+    }
+
+    /// The measurement protocol: several forced GCs, then the exact counters.
+    pub async fn measure(&mut self) -> Result<Counters, ProbeError> {
+        for _ in 1..MEASURE_GCS {
+            self.get("heap?gc=1").await?;
+        }
+        self.sample().await
+    }
+
+    /// [`Probe::measure`] plus heap and goroutine profiles for attribution.
+    pub async fn snapshot(&mut self) -> Result<Snapshot, ProbeError> {
+        let counters = self.measure().await?;
+        let heap_profile = self.get("heap?gc=1").await?;
+        let goroutine_profile = self.get("goroutine").await?;
+        let dump = self.get("goroutine?debug=2").await?;
+        let goroutine_dump = String::from_utf8_lossy(&dump).into_owned();
+        Ok(Snapshot {
+            at: Instant::now(),
+            counters,
+            heap_profile,
+            goroutine_profile,
+            goroutine_dump,
+        })
+    }
+}
+
+fn counters(goroutines: u64, mem: &MemStats) -> Counters {
+    Counters {
+        goroutines,
+        heap_bytes: mem.heap_alloc,
+        heap_objects: mem.heap_objects,
+        heap_inuse: mem.heap_inuse,
+        stack_bytes: mem.stack_inuse,
+        sys_bytes: mem.sys,
+    }
+}
+
+/// What a non-200 answer from a pprof URL usually means.
+fn status_hint(status: StatusCode, body: &[u8]) -> String {
+    let snippet: String = String::from_utf8_lossy(&body[..body.len().min(120)])
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    match status {
+        StatusCode::NOT_FOUND => format!(
+            "no net/http/pprof here; import _ \"net/http/pprof\" in the target (it registers on \
+             http.DefaultServeMux) or set target.pprof to where it is served (body: {})",
+            snippet.trim()
+        ),
+        StatusCode::FORBIDDEN | StatusCode::UNAUTHORIZED => format!(
+            "access refused; the endpoint may check the Host header or need credentials (body: {})",
+            snippet.trim()
+        ),
+        _ => format!("unexpected status (body: {})", snippet.trim()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn not_found_hint_says_how_to_enable_pprof() {
+        let hint = status_hint(StatusCode::NOT_FOUND, b"404 page not found\n");
+        assert!(hint.contains("net/http/pprof"), "{hint}");
+        assert!(hint.contains("404 page not found"), "{hint}");
+    }
+
+    #[test]
+    fn forbidden_hint_mentions_host_check() {
+        let hint = status_hint(StatusCode::FORBIDDEN, b"");
+        assert!(hint.contains("Host"), "{hint}");
+    }
+}

@@ -308,7 +308,11 @@ impl Validator<'_> {
         let target = self.target(file.target, &dir)?;
         let load = self.load(file.load, target.transport)?;
         let settle = Settle {
-            timeout: self.duration("settle.timeout", file.settle.timeout, DEFAULT_SETTLE_TIMEOUT)?,
+            timeout: self.duration(
+                "settle.timeout",
+                file.settle.timeout,
+                DEFAULT_SETTLE_TIMEOUT,
+            )?,
         };
         if settle.timeout < Duration::from_millis(100) {
             return Err(self.invalid(
@@ -331,7 +335,10 @@ impl Validator<'_> {
         let url: Uri = file.url.parse().map_err(|e| {
             self.invalid(
                 "target.url",
-                format!("`{}` is not a URL ({e}); write e.g. \"ws://127.0.0.1:8080/ws\"", file.url),
+                format!(
+                    "`{}` is not a URL ({e}); write e.g. \"ws://127.0.0.1:8080/ws\"",
+                    file.url
+                ),
             )
         })?;
         let transport = match url.scheme_str() {
@@ -346,7 +353,10 @@ impl Validator<'_> {
             None => {
                 return Err(self.invalid(
                     "target.url",
-                    format!("`{}` has no scheme; write e.g. \"ws://127.0.0.1:8080/ws\"", file.url),
+                    format!(
+                        "`{}` has no scheme; write e.g. \"ws://127.0.0.1:8080/ws\"",
+                        file.url
+                    ),
                 ));
             }
         };
@@ -360,7 +370,10 @@ impl Validator<'_> {
             .host()
             .ok_or_else(|| self.invalid("target.url", "has no host"))?;
         self.require_loopback("target.url", host)?;
-        let authority = url.authority().map(|a| a.as_str().to_owned()).unwrap_or_default();
+        let authority = url
+            .authority()
+            .map(|a| a.as_str().to_owned())
+            .unwrap_or_default();
         let authority = if url.port().is_some() {
             authority
         } else {
@@ -446,7 +459,7 @@ impl Validator<'_> {
             let full = if as_path.is_absolute() {
                 as_path.to_path_buf()
             } else {
-                dir.join(as_path)
+                dir.join(as_path.strip_prefix(".").unwrap_or(as_path))
             };
             if !full.is_file() {
                 return Err(self.invalid(
@@ -474,7 +487,8 @@ impl Validator<'_> {
 
     fn load(&self, file: FileLoad, transport: Transport) -> Result<Load, ScenarioError> {
         let sessions = self.count("load.sessions", Some(file.sessions), 1, 1, MAX_SESSIONS)?;
-        let concurrency = self.count("load.concurrency", file.concurrency, sessions, 1, sessions)?;
+        let concurrency =
+            self.count("load.concurrency", file.concurrency, sessions, 1, sessions)?;
         let warmup = self.count("load.warmup", file.warmup, 1, 0, 100)?;
         let cycles = self.count("load.cycles", file.cycles, 3, 2, 1000)?;
         let hold = self.duration("load.hold", file.hold, Duration::ZERO)?;
@@ -552,10 +566,7 @@ impl Validator<'_> {
             match v {
                 None => Ok(default),
                 Some(v) if v.is_finite() && v >= 0.0 => Ok(v),
-                Some(v) => Err(self.invalid(
-                    key,
-                    format!("{v} is not a non-negative number"),
-                )),
+                Some(v) => Err(self.invalid(key, format!("{v} is not a non-negative number"))),
             }
         };
         Ok(Thresholds {
@@ -599,7 +610,9 @@ impl Validator<'_> {
             Some(text) => humantime::parse_duration(text.trim()).map_err(|e| {
                 self.invalid(
                     key,
-                    format!("`{text}` is not a duration ({e}); write e.g. \"500ms\", \"5s\" or \"2m\""),
+                    format!(
+                        "`{text}` is not a duration ({e}); write e.g. \"500ms\", \"5s\" or \"2m\""
+                    ),
                 )
             }),
         }
@@ -626,7 +639,10 @@ mod tests {
         let s = parse(MINIMAL).unwrap();
         assert_eq!(s.name, "s");
         assert_eq!(s.target.transport, Transport::WebSocket);
-        assert_eq!(s.target.pprof.to_string(), "http://127.0.0.1:8080/debug/pprof");
+        assert_eq!(
+            s.target.pprof.to_string(),
+            "http://127.0.0.1:8080/debug/pprof"
+        );
         assert_eq!(s.load.concurrency, 200);
         assert_eq!(s.load.warmup, 1);
         assert_eq!(s.load.cycles, 3);
@@ -660,7 +676,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(s.name, "chat");
-        assert_eq!(s.target.pprof.to_string(), "http://127.0.0.1:6060/debug/pprof");
+        assert_eq!(
+            s.target.pprof.to_string(),
+            "http://127.0.0.1:6060/debug/pprof"
+        );
         assert_eq!(s.load.hold, Duration::from_millis(250));
         assert_eq!(s.load.close, CloseMode::Abrupt);
         assert_eq!(
@@ -689,23 +708,33 @@ mod tests {
 
     #[test]
     fn out_of_range_values_are_rejected() {
-        let base = |load: &str| {
-            format!("[target]\nurl = \"ws://127.0.0.1:1/\"\n[load]\n{load}\n")
-        };
+        let base = |load: &str| format!("[target]\nurl = \"ws://127.0.0.1:1/\"\n[load]\n{load}\n");
         assert!(err(&base("sessions = 0")).contains("load.sessions"));
         assert!(err(&base("sessions = 5\nconcurrency = 6")).contains("load.concurrency"));
         assert!(err(&base("sessions = 5\ncycles = 1")).contains("load.cycles"));
         assert!(err(&base("sessions = 5\nhold = \"-1s\"")).contains("load.hold"));
         assert!(err(&base("sessions = 5\nclose = \"slam\"")).contains("close"));
         assert!(err(&base("sessions = 5\nrequests = 2")).contains("load.requests"));
-        assert!(err(&base("sessions = 5\n[[load.steps]]\nsend = \"a\"\nexpect = \"b\"")).contains("steps[0]"));
+        assert!(
+            err(&base(
+                "sessions = 5\n[[load.steps]]\nsend = \"a\"\nexpect = \"b\""
+            ))
+            .contains("steps[0]")
+        );
     }
 
     #[test]
     fn scheme_and_host_are_checked() {
-        assert!(err("[target]\nurl = \"ftp://127.0.0.1/\"\n[load]\nsessions = 1").contains("unsupported scheme"));
-        assert!(err("[target]\nurl = \"ws://10.0.0.1:80/\"\n[load]\nsessions = 1").contains("loopback"));
-        assert!(err("[target]\nurl = \"ws://example.com/\"\n[load]\nsessions = 1").contains("loopback"));
+        assert!(
+            err("[target]\nurl = \"ftp://127.0.0.1/\"\n[load]\nsessions = 1")
+                .contains("unsupported scheme")
+        );
+        assert!(
+            err("[target]\nurl = \"ws://10.0.0.1:80/\"\n[load]\nsessions = 1").contains("loopback")
+        );
+        assert!(
+            err("[target]\nurl = \"ws://example.com/\"\n[load]\nsessions = 1").contains("loopback")
+        );
         assert!(parse("[target]\nurl = \"http://[::1]:8080/x\"\n[load]\nsessions = 1").is_ok());
         assert!(parse("[target]\nurl = \"http://127.0.0.2:8080/x\"\n[load]\nsessions = 1").is_ok());
     }

@@ -1,1 +1,378 @@
-//! verdict (in progress).
+//! Verdict: series of exact counters in, a verdict per signal and overall out.
+//!
+//! Pure and small on purpose: no I/O, so every rule is unit-tested here.
+//!
+//! A signal is measured at baseline and after each measured cycle, each time
+//! after the target settled and after forced GCs. A *leak* is growth that
+//! goes on cycle after cycle: every one of the last cycles added more than
+//! half a threshold, and the total is above a whole one. A cache that fills and then holds, or state released late,
+//! leaves a flat or falling tail and passes. Growth that is neither steady
+//! nor flat is *inconclusive*, said as such rather than guessed.
+
+use serde::Serialize;
+
+/// The three outcomes, ordered by how much they demand attention.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    /// Everything came back.
+    Pass,
+    /// The evidence does not support either answer.
+    Inconclusive,
+    /// Something grows with every cycle of load.
+    Leak,
+}
+
+impl Verdict {
+    /// The process exit code for this verdict (errors are 2).
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Verdict::Pass => 0,
+            Verdict::Leak => 1,
+            Verdict::Inconclusive => 3,
+        }
+    }
+
+    /// Lower-case name, as in report.json.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Pass => "pass",
+            Verdict::Leak => "leak",
+            Verdict::Inconclusive => "inconclusive",
+        }
+    }
+}
+
+/// One signal's measurements, ready to judge.
+#[derive(Debug, Clone)]
+pub struct Series {
+    /// Signal name, e.g. `goroutines`.
+    pub name: &'static str,
+    /// Unit of the values: `count` or `bytes`.
+    pub unit: &'static str,
+    /// Whether this signal takes part in the overall verdict (exact counters
+    /// do; lagging ones such as RSS are shown only).
+    pub decides: bool,
+    /// Value at baseline.
+    pub baseline: f64,
+    /// Value after each measured cycle.
+    pub cycles: Vec<f64>,
+    /// Growth per cycle below which a change is noise.
+    pub threshold: f64,
+    /// Set when the last settle ran out while this signal was still falling.
+    pub still_changing: bool,
+}
+
+/// The verdict on one signal, with the figures behind it.
+#[derive(Debug, Clone, Serialize)]
+pub struct SignalVerdict {
+    /// Signal name.
+    pub name: &'static str,
+    /// Unit of every value below.
+    pub unit: &'static str,
+    /// This signal's verdict.
+    pub verdict: Verdict,
+    /// Whether it takes part in the overall verdict.
+    pub decides: bool,
+    /// Value at baseline.
+    pub baseline: f64,
+    /// Value after each measured cycle.
+    pub cycles: Vec<f64>,
+    /// Last value minus baseline.
+    pub growth: f64,
+    /// Least-squares growth per cycle over baseline and cycles.
+    pub per_cycle: f64,
+    /// `per_cycle` divided by sessions per cycle.
+    pub per_session: f64,
+    /// Growth per cycle that counts as real for this signal.
+    pub threshold: f64,
+    /// One sentence on why.
+    pub reason: String,
+}
+
+/// Judges one signal; `sessions` is the number of sessions per cycle.
+pub fn judge(series: &Series, sessions: u32) -> SignalVerdict {
+    let Series {
+        name,
+        unit,
+        decides,
+        baseline,
+        ref cycles,
+        threshold,
+        still_changing,
+    } = *series;
+    let k = cycles.len();
+    let last = cycles.last().copied().unwrap_or(baseline);
+    let growth = last - baseline;
+    let per_cycle = slope(baseline, cycles);
+    let per_session = per_cycle / f64::from(sessions.max(1));
+
+    let mut points = Vec::with_capacity(k + 1);
+    points.push(baseline);
+    points.extend_from_slice(cycles);
+    let deltas: Vec<f64> = points.windows(2).map(|w| w[1] - w[0]).collect();
+    // The tail is the most recent half of the cycles, at least two: growth
+    // confined to the first cycles is a fill, not a leak.
+    let tail_len = k.div_ceil(2).max(2).min(k);
+    let tail = &deltas[k - tail_len..];
+
+    // Half a threshold per cycle, sustained over the tail and adding up to
+    // more than a whole one, is growth; exact counters make that safe.
+    let back = growth <= threshold;
+    let steady = k >= 2 && tail.iter().all(|d| *d > threshold / 2.0) && growth > threshold;
+    let flat_tail = tail.iter().all(|d| *d <= threshold / 2.0);
+
+    let fmt = |v: f64| format_value(v, unit);
+    let (verdict, reason) = if back {
+        (
+            Verdict::Pass,
+            format!(
+                "back within {} of baseline ({} over {k} cycles)",
+                fmt(threshold),
+                signed(growth, unit)
+            ),
+        )
+    } else if steady && still_changing {
+        (
+            Verdict::Inconclusive,
+            format!(
+                "{} over {k} cycles, but still falling when settle timed out; raise settle.timeout",
+                signed(growth, unit)
+            ),
+        )
+    } else if steady {
+        (
+            Verdict::Leak,
+            format!(
+                "{} over {k} cycles, {} per cycle, {} per session",
+                signed(growth, unit),
+                fmt(per_cycle),
+                format_per_session(per_session, unit)
+            ),
+        )
+    } else if flat_tail {
+        (
+            Verdict::Pass,
+            format!(
+                "rose {} then held flat for the last {tail_len} cycles (bounded, e.g. a cache filling)",
+                fmt(growth)
+            ),
+        )
+    } else {
+        (
+            Verdict::Inconclusive,
+            format!(
+                "irregular growth ({} over {k} cycles, per-cycle changes {}); run more cycles",
+                signed(growth, unit),
+                deltas
+                    .iter()
+                    .map(|d| signed(*d, unit))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        )
+    };
+    SignalVerdict {
+        name,
+        unit,
+        verdict,
+        decides,
+        baseline,
+        cycles: cycles.clone(),
+        growth,
+        per_cycle,
+        per_session,
+        threshold,
+        reason,
+    }
+}
+
+/// Combines signal verdicts: any deciding leak is a leak; otherwise any
+/// deciding inconclusive signal is inconclusive. `load_problem` (the load did
+/// not happen as specified) makes the whole run inconclusive, whatever the
+/// signals say, because the growth cannot be tied to the load that ran.
+pub fn overall(signals: &[SignalVerdict], load_problem: Option<&str>) -> Verdict {
+    if load_problem.is_some() {
+        return Verdict::Inconclusive;
+    }
+    signals
+        .iter()
+        .filter(|s| s.decides)
+        .map(|s| s.verdict)
+        .max()
+        .unwrap_or(Verdict::Inconclusive)
+}
+
+/// Least-squares slope of baseline followed by the cycles, per cycle.
+fn slope(baseline: f64, cycles: &[f64]) -> f64 {
+    let n = cycles.len() + 1;
+    if n < 2 {
+        return 0.0;
+    }
+    let ys = std::iter::once(baseline).chain(cycles.iter().copied());
+    let mean_x = (n - 1) as f64 / 2.0;
+    let mean_y = (baseline + cycles.iter().sum::<f64>()) / n as f64;
+    let (mut num, mut den) = (0.0, 0.0);
+    for (i, y) in ys.enumerate() {
+        let dx = i as f64 - mean_x;
+        num += dx * (y - mean_y);
+        den += dx * dx;
+    }
+    num / den
+}
+
+/// Human form of a value: bytes in KiB/MiB/GiB, counts as integers.
+pub fn format_value(v: f64, unit: &str) -> String {
+    if unit == "bytes" {
+        let a = v.abs();
+        let sign = if v < 0.0 { "-" } else { "" };
+        if a >= 1024.0 * 1024.0 * 1024.0 {
+            format!("{sign}{:.2} GiB", a / (1024.0 * 1024.0 * 1024.0))
+        } else if a >= 1024.0 * 1024.0 {
+            format!("{sign}{:.2} MiB", a / (1024.0 * 1024.0))
+        } else if a >= 1024.0 {
+            format!("{sign}{:.1} KiB", a / 1024.0)
+        } else {
+            format!("{sign}{a:.0} B")
+        }
+    } else if v.fract().abs() < 1e-9 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.1}")
+    }
+}
+
+fn signed(v: f64, unit: &str) -> String {
+    let s = format_value(v, unit);
+    if v > 0.0 { format!("+{s}") } else { s }
+}
+
+/// Per-session figures are small: show counts with two decimals.
+pub fn format_per_session(v: f64, unit: &str) -> String {
+    if unit == "bytes" {
+        format_value(v, unit)
+    } else {
+        format!("{v:.2}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn series(baseline: f64, cycles: &[f64], threshold: f64) -> Series {
+        Series {
+            name: "goroutines",
+            unit: "count",
+            decides: true,
+            baseline,
+            cycles: cycles.to_vec(),
+            threshold,
+            still_changing: false,
+        }
+    }
+
+    fn verdict_of(baseline: f64, cycles: &[f64], threshold: f64) -> Verdict {
+        judge(&series(baseline, cycles, threshold), 200).verdict
+    }
+
+    #[test]
+    fn steady_growth_is_a_leak_with_per_session_rate() {
+        let v = judge(&series(10.0, &[210.0, 410.0, 610.0], 2.0), 200);
+        assert_eq!(v.verdict, Verdict::Leak);
+        assert!((v.per_cycle - 200.0).abs() < 1e-9);
+        assert!((v.per_session - 1.0).abs() < 1e-9);
+        assert!(v.reason.starts_with("+600 over 3 cycles"), "{}", v.reason);
+    }
+
+    #[test]
+    fn small_steady_leak_just_above_threshold_is_caught() {
+        // 3 goroutines per cycle against a threshold of 2.
+        assert_eq!(verdict_of(10.0, &[13.0, 16.0, 19.0], 2.0), Verdict::Leak);
+    }
+
+    #[test]
+    fn noise_around_baseline_passes() {
+        assert_eq!(verdict_of(10.0, &[11.0, 9.0, 12.0], 2.0), Verdict::Pass);
+        assert_eq!(verdict_of(10.0, &[13.0, 9.0, 11.0], 2.0), Verdict::Pass);
+        assert_eq!(verdict_of(10.0, &[10.0, 10.0, 10.0], 2.0), Verdict::Pass);
+    }
+
+    #[test]
+    fn cache_that_fills_once_passes() {
+        let v = judge(&series(1000.0, &[5000.0, 5010.0, 5005.0], 100.0), 200);
+        assert_eq!(v.verdict, Verdict::Pass);
+        assert!(v.reason.contains("held flat"), "{}", v.reason);
+    }
+
+    #[test]
+    fn late_release_falling_back_passes() {
+        assert_eq!(verdict_of(10.0, &[210.0, 410.0, 10.0], 2.0), Verdict::Pass);
+    }
+
+    #[test]
+    fn growth_only_in_last_cycle_is_inconclusive() {
+        assert_eq!(
+            verdict_of(10.0, &[10.0, 10.0, 300.0], 2.0),
+            Verdict::Inconclusive
+        );
+    }
+
+    #[test]
+    fn steady_growth_of_half_a_threshold_is_a_leak() {
+        // One goroutine per 100 sessions at 200 sessions a cycle.
+        assert_eq!(verdict_of(10.0, &[12.0, 14.0, 16.0], 2.0), Verdict::Leak);
+        // Below half a threshold per cycle is under the detection floor.
+        assert_eq!(verdict_of(10.0, &[11.0, 12.0, 13.0], 2.0), Verdict::Pass);
+    }
+
+    #[test]
+    fn leak_still_falling_at_timeout_is_inconclusive() {
+        let mut s = series(10.0, &[210.0, 410.0, 610.0], 2.0);
+        s.still_changing = true;
+        assert_eq!(judge(&s, 200).verdict, Verdict::Inconclusive);
+    }
+
+    #[test]
+    fn longer_runs_judge_the_recent_half() {
+        // Filled over the first three of six cycles, flat after.
+        assert_eq!(
+            verdict_of(0.0, &[100.0, 200.0, 300.0, 300.0, 301.0, 299.0], 10.0),
+            Verdict::Pass
+        );
+        assert_eq!(
+            verdict_of(0.0, &[0.0, 0.0, 0.0, 100.0, 200.0, 300.0], 10.0),
+            Verdict::Leak
+        );
+    }
+
+    #[test]
+    fn overall_takes_the_worst_deciding_signal() {
+        let leak = judge(&series(0.0, &[100.0, 200.0, 300.0], 2.0), 100);
+        let pass = judge(&series(0.0, &[0.0, 0.0, 0.0], 2.0), 100);
+        let mut shown_only = leak.clone();
+        shown_only.decides = false;
+        assert_eq!(overall(&[pass.clone(), leak.clone()], None), Verdict::Leak);
+        assert_eq!(overall(&[pass.clone(), shown_only], None), Verdict::Pass);
+        assert_eq!(
+            overall(&[pass, leak], Some("3% of sessions failed")),
+            Verdict::Inconclusive
+        );
+        assert_eq!(overall(&[], None), Verdict::Inconclusive);
+    }
+
+    #[test]
+    fn exit_codes_follow_the_contract() {
+        assert_eq!(Verdict::Pass.exit_code(), 0);
+        assert_eq!(Verdict::Leak.exit_code(), 1);
+        assert_eq!(Verdict::Inconclusive.exit_code(), 3);
+    }
+
+    #[test]
+    fn values_are_formatted_for_people() {
+        assert_eq!(format_value(1536.0, "bytes"), "1.5 KiB");
+        assert_eq!(format_value(3.0 * 1024.0 * 1024.0, "bytes"), "3.00 MiB");
+        assert_eq!(format_value(-512.0, "bytes"), "-512 B");
+        assert_eq!(format_value(600.0, "count"), "600");
+    }
+}

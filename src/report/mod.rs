@@ -1,1 +1,97 @@
-//! Reports (in progress).
+//! Reports: the run's result as one serializable [`Report`], rendered by one
+//! module per format behind the [`Render`] trait.
+
+pub mod json;
+pub mod text;
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::load::CycleLoad;
+use crate::probe::Counters;
+use crate::settle::{Settled, Tolerance};
+use crate::suspects::Suspect;
+use crate::verdict::{SignalVerdict, Verdict};
+
+/// Version of report.json's layout; bumped on any incompatible change.
+pub const SCHEMA: &str = "leakbench.report/v1";
+
+/// Everything a run found, as written to report.json.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// Layout version, [`SCHEMA`].
+    pub schema: &'static str,
+    /// leakbench's version.
+    pub leakbench: &'static str,
+    /// Scenario name.
+    pub name: String,
+    /// Scenario file.
+    pub scenario: String,
+    /// The URL sessions went to.
+    pub url: String,
+    /// The pprof base URL probed.
+    pub pprof: String,
+    /// The overall verdict.
+    pub verdict: Verdict,
+    /// Why, one sentence per reason, most important first.
+    pub reasons: Vec<String>,
+    /// Sessions per cycle.
+    pub sessions: u32,
+    /// Unmeasured warm-up cycles run.
+    pub warmup: u32,
+    /// Measured cycles run.
+    pub cycles: u32,
+    /// One entry per signal, deciding ones first.
+    pub signals: Vec<SignalVerdict>,
+    /// Code holding what grew, most significant first.
+    pub suspects: Vec<Suspect>,
+    /// Per-signal tolerance used by settle and verdict (growth per cycle
+    /// below this is noise), in each signal's unit.
+    pub tolerance: Tolerance,
+    /// Every cycle, warm-up included, in order.
+    pub phases: Vec<Phase>,
+    /// Counters sampled through the run, for charts.
+    pub timeline: Vec<TimelinePoint>,
+    /// Profiles written next to report.json: role -> file name.
+    pub profiles: BTreeMap<String, String>,
+    /// Wall time of the whole run, seconds.
+    pub duration_s: f64,
+}
+
+/// One cycle of load and what followed it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Phase {
+    /// `warmup` or `cycle`.
+    pub kind: &'static str,
+    /// 1-based index within its kind.
+    pub index: u32,
+    /// What the load did.
+    pub load: CycleLoad,
+    /// How the target settled afterwards.
+    pub settle: Settled,
+    /// Counters measured after settling (forced GCs); absent for warm-ups.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub measured: Option<Counters>,
+}
+
+/// A sample of the target's counters during the run.
+#[derive(Debug, Clone, Serialize)]
+pub struct TimelinePoint {
+    /// Seconds since the run started.
+    pub t_s: f64,
+    /// What leakbench was doing: `warmup`, `baseline`, `cycle N`, `final`.
+    pub phase: String,
+    /// Goroutines.
+    pub goroutines: u64,
+    /// Live heap bytes after a forced GC.
+    pub heap_bytes: u64,
+}
+
+/// A report format.
+pub trait Render {
+    /// File name when written to the output folder.
+    fn file_name(&self) -> &'static str;
+    /// The rendered report.
+    fn render(&self, report: &Report) -> String;
+}

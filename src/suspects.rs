@@ -1,0 +1,191 @@
+//! Suspects: which code holds what grew, from baseline and final profiles.
+//!
+//! Goroutines come from `goroutine?debug=2` dumps, grouped by stack and wait
+//! state, so each suspect says what its goroutines wait on. Heap suspects come
+//! from the `inuse_space` of the heap profiles; those are sampled, so they
+//! point at the cause while the exact counters decide the verdict.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::pprof::{self, Goroutine, Profile};
+
+/// How many suspects of each kind a report keeps.
+const MAX_SUSPECTS_PER_KIND: usize = 10;
+
+/// Code that holds what grew.
+#[derive(Debug, Clone, Serialize)]
+pub struct Suspect {
+    /// `goroutine` or `heap`.
+    pub kind: &'static str,
+    /// The function to look at: the first frame from the leaf in package
+    /// main, else outside Go's standard library.
+    pub function: String,
+    /// Function names, leaf first.
+    pub frames: Vec<String>,
+    /// Goroutines only: the wait state, e.g. `chan receive`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    /// Goroutines only: the function that started them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub created_by: Option<String>,
+    /// Value at baseline (goroutines, or in-use bytes for heap).
+    pub base: i64,
+    /// Value at the end.
+    pub after: i64,
+    /// Growth per measured cycle (goroutines, or bytes).
+    pub per_cycle: f64,
+    /// Growth per session.
+    pub per_session: f64,
+    /// What this stack usually means, for stacks with a known signature.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+}
+
+/// Stacks whose meaning is well known.
+fn hint(frames: &[String]) -> Option<String> {
+    let has = |f: &str| frames.iter().any(|x| x == f);
+    if has("net/http.(*persistConn).readLoop") || has("net/http.(*persistConn).writeLoop") {
+        return Some(
+            "outbound HTTP client connections pile up: an http.Response.Body is not closed \
+             (defer resp.Body.Close() and read it to the end)"
+                .to_owned(),
+        );
+    }
+    None
+}
+
+/// Goroutine stacks whose counts grew from `base` to `after`.
+pub fn goroutines(
+    base: &[Goroutine],
+    after: &[Goroutine],
+    cycles: u32,
+    sessions: u32,
+) -> Vec<Suspect> {
+    type Key<'a> = (&'a [String], &'a str);
+    let mut counts: BTreeMap<Key, (i64, i64, Option<&str>)> = BTreeMap::new();
+    for g in base {
+        counts.entry((&g.stack, &g.state)).or_insert((0, 0, None)).0 += 1;
+    }
+    for g in after {
+        let e = counts.entry((&g.stack, &g.state)).or_insert((0, 0, None));
+        e.1 += 1;
+        e.2 = e.2.or(g.created_by.as_deref());
+    }
+    let mut grown: Vec<Suspect> = counts
+        .into_iter()
+        .filter(|(_, (b, a, _))| a > b)
+        .map(|((stack, state), (b, a, created_by))| Suspect {
+            kind: "goroutine",
+            function: pprof::focus_frame(stack).to_owned(),
+            frames: stack.to_vec(),
+            state: Some(state.to_owned()),
+            created_by: created_by.map(str::to_owned),
+            base: b,
+            after: a,
+            per_cycle: (a - b) as f64 / f64::from(cycles.max(1)),
+            per_session: (a - b) as f64 / (f64::from(cycles.max(1)) * f64::from(sessions.max(1))),
+            hint: hint(stack),
+        })
+        .collect();
+    grown.sort_by(|x, y| {
+        (y.after - y.base)
+            .cmp(&(x.after - x.base))
+            .then_with(|| x.frames.cmp(&y.frames))
+    });
+    grown.truncate(MAX_SUSPECTS_PER_KIND);
+    grown
+}
+
+/// Allocation sites whose in-use bytes grew from `base` to `after`.
+pub fn heap(base: &Profile, after: &Profile, cycles: u32, sessions: u32) -> Vec<Suspect> {
+    let Some(index) = after.value_index("inuse_space") else {
+        return Vec::new();
+    };
+    if base.value_index("inuse_space") != Some(index) {
+        return Vec::new();
+    }
+    let mut grown: Vec<Suspect> = pprof::grown_stacks(base, after, index)
+        .into_iter()
+        .take(MAX_SUSPECTS_PER_KIND)
+        .map(|g| {
+            let delta = (g.after - g.base) as f64;
+            Suspect {
+                kind: "heap",
+                function: pprof::focus_frame(&g.stack).to_owned(),
+                hint: hint(&g.stack),
+                frames: g.stack,
+                state: None,
+                created_by: None,
+                base: g.base,
+                after: g.after,
+                per_cycle: delta / f64::from(cycles.max(1)),
+                per_session: delta / (f64::from(cycles.max(1)) * f64::from(sessions.max(1))),
+            }
+        })
+        .collect();
+    grown.truncate(MAX_SUSPECTS_PER_KIND);
+    grown
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn g(id: u64, state: &str, stack: &[&str]) -> Goroutine {
+        Goroutine {
+            id,
+            state: state.to_owned(),
+            stack: stack.iter().map(|s| s.to_string()).collect(),
+            created_by: Some("main.serve".to_owned()),
+        }
+    }
+
+    #[test]
+    fn grown_goroutine_stacks_come_first_with_rates() {
+        let idle = g(
+            1,
+            "IO wait",
+            &["runtime.gopark", "net.(*conn).Read", "main.main"],
+        );
+        let leaked = |id| {
+            g(
+                id,
+                "chan receive",
+                &[
+                    "runtime.gopark",
+                    "runtime.chanrecv",
+                    "main.(*client).writePump",
+                ],
+            )
+        };
+        let base = vec![idle.clone()];
+        let mut after = vec![idle];
+        after.extend((10..610).map(leaked));
+        let s = goroutines(&base, &after, 3, 200);
+        assert_eq!(s.len(), 1);
+        assert_eq!(s[0].function, "main.(*client).writePump");
+        assert_eq!(s[0].state.as_deref(), Some("chan receive"));
+        assert_eq!((s[0].base, s[0].after), (0, 600));
+        assert!((s[0].per_cycle - 200.0).abs() < 1e-9);
+        assert!((s[0].per_session - 1.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn unclosed_response_bodies_get_a_hint() {
+        let rl = |id| {
+            g(
+                id,
+                "select",
+                &[
+                    "runtime.gopark",
+                    "runtime.selectgo",
+                    "net/http.(*persistConn).readLoop",
+                ],
+            )
+        };
+        let s = goroutines(&[], &[rl(1), rl(2)], 2, 1);
+        assert!(s[0].hint.as_deref().unwrap().contains("Body"));
+    }
+}

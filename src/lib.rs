@@ -10,6 +10,7 @@ pub mod cli;
 pub mod load;
 pub mod pprof;
 pub mod probe;
+pub mod procfs;
 pub mod report;
 pub mod run;
 pub mod scenario;

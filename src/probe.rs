@@ -18,6 +18,7 @@ use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 
 use crate::pprof::{self, DecodeError, MemStats};
+use crate::procfs::{self, ProcStats};
 
 /// Longest a single probe may take, connection included. Generous because a
 /// `debug=2` dump of tens of thousands of goroutines stops the world and is
@@ -94,6 +95,9 @@ pub struct Counters {
     pub stack_bytes: u64,
     /// Bytes obtained from the OS (MemStats.Sys).
     pub sys_bytes: u64,
+    /// Open descriptors, sockets, RSS and threads when the pid is known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub process: Option<ProcStats>,
 }
 
 /// A full measurement: counters plus the raw profiles for attribution.
@@ -117,6 +121,7 @@ pub struct Probe {
     authority: String,
     sender: Option<SendRequest<Empty<Bytes>>>,
     connection: Option<JoinHandle<()>>,
+    pid: Option<u32>,
 }
 
 impl Drop for Probe {
@@ -140,7 +145,14 @@ impl Probe {
             authority,
             sender: None,
             connection: None,
+            pid: None,
         }
+    }
+
+    /// Also reads /proc/`pid` (descriptors, RSS, threads) with every sample.
+    pub fn with_pid(mut self, pid: Option<u32>) -> Probe {
+        self.pid = pid;
+        self
     }
 
     /// The base URL.
@@ -291,7 +303,9 @@ impl Probe {
     pub async fn sample(&mut self) -> Result<Counters, ProbeError> {
         let mem = self.memstats_after_gc().await?;
         let goroutines = self.goroutines().await?;
-        Ok(counters(goroutines, &mem))
+        let mut c = counters(goroutines, &mem);
+        c.process = self.pid.and_then(procfs::read);
+        Ok(c)
     }
 
     /// The measurement protocol: several forced GCs, then the exact counters.
@@ -327,6 +341,7 @@ fn counters(goroutines: u64, mem: &MemStats) -> Counters {
         heap_inuse: mem.heap_inuse,
         stack_bytes: mem.stack_inuse,
         sys_bytes: mem.sys,
+        process: None,
     }
 }
 

@@ -94,12 +94,13 @@ pub async fn run(scenario: &Scenario, options: &RunOptions) -> Result<Report> {
         }
         None => None,
     };
+    let pid = launched.as_ref().map(|t| t.pid);
     let mut session = Session {
         scenario,
         options,
         progress,
         launched: launched.as_mut(),
-        probe: Probe::new(&scenario.target.pprof),
+        probe: Probe::new(&scenario.target.pprof).with_pid(pid),
         timeline: Vec::new(),
         phase_name: "start".to_owned(),
     };
@@ -174,6 +175,7 @@ impl Session<'_> {
             heap_objects: floors
                 .heap_objects
                 .max(NOISE_FACTOR * idle.noise.heap_objects),
+            fds: floors.fds.max(NOISE_FACTOR * idle.noise.fds),
         };
         let baseline = self.snapshot().await?;
         self.progress.line(format!(
@@ -477,6 +479,7 @@ fn floors(s: &Scenario) -> Tolerance {
             .heap_bytes
             .max(t.heap_bytes_per_session * f64::from(s.load.sessions)),
         heap_objects: t.heap_objects,
+        fds: t.fds,
     }
 }
 
@@ -496,7 +499,7 @@ fn judge_all(
         threshold,
         still_changing: still_falling,
     };
-    [
+    let mut all = vec![
         series("goroutines", "count", true, tol.goroutines, |c| {
             c.goroutines
         }),
@@ -515,10 +518,29 @@ fn judge_all(
             c.heap_inuse
         }),
         series("sys_bytes", "bytes", false, tol.heap_bytes, |c| c.sys_bytes),
-    ]
-    .iter()
-    .map(|x| verdict::judge(x, s.load.sessions))
-    .collect()
+    ];
+    if baseline.process.is_some() && measured.iter().all(|c| c.process.is_some()) {
+        // Descriptors are exact (a socket left in CLOSE_WAIT shows only here);
+        // RSS lags the heap and threads are the runtime's business: shown only.
+        all.insert(
+            3,
+            series("fds", "count", true, tol.fds, |c| {
+                c.process.map_or(0, |p| p.fds)
+            }),
+        );
+        all.push(series("sockets", "count", false, tol.fds, |c| {
+            c.process.map_or(0, |p| p.sockets)
+        }));
+        all.push(series("rss_bytes", "bytes", false, tol.heap_bytes, |c| {
+            c.process.map_or(0, |p| p.rss_bytes)
+        }));
+        all.push(series("threads", "count", false, tol.goroutines, |c| {
+            c.process.map_or(0, |p| p.threads)
+        }));
+    }
+    all.iter()
+        .map(|x| verdict::judge(x, s.load.sessions))
+        .collect()
 }
 
 /// Suspects, the kinds whose signals did not pass first.

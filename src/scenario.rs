@@ -143,6 +143,8 @@ pub struct Thresholds {
     pub heap_objects: f64,
     /// Heap bytes per session below which growth is noise.
     pub heap_bytes_per_session: f64,
+    /// Open file descriptors per cycle that always count as growth.
+    pub fds: f64,
 }
 
 impl Default for Thresholds {
@@ -159,6 +161,8 @@ impl Default for Thresholds {
             heap_objects: 256.0,
             // Below a quarter KiB per session nothing is attributable.
             heap_bytes_per_session: 256.0,
+            // Descriptors are exact; like goroutines, two per cycle.
+            fds: 2.0,
         }
     }
 }
@@ -257,6 +261,7 @@ struct FileThresholds {
     heap_bytes: Option<f64>,
     heap_objects: Option<f64>,
     heap_bytes_per_session: Option<f64>,
+    fds: Option<f64>,
 }
 
 impl Scenario {
@@ -578,6 +583,7 @@ impl Validator<'_> {
                 file.heap_bytes_per_session,
                 d.heap_bytes_per_session,
             )?,
+            fds: pick("thresholds.fds", file.fds, d.fds)?,
         })
     }
 

@@ -31,6 +31,8 @@ pub struct Tolerance {
     pub heap_bytes: f64,
     /// Live heap objects.
     pub heap_objects: f64,
+    /// Open file descriptors (when the target's pid is known).
+    pub fds: f64,
 }
 
 /// What ended a settle.
@@ -74,16 +76,20 @@ pub struct Goal<'a> {
     pub timeout: Duration,
 }
 
-fn values(c: &Counters) -> [f64; 3] {
+/// Signals a settle watches, in the order of [`values`] and [`tolerances`].
+const WATCHED: usize = 4;
+
+fn values(c: &Counters) -> [f64; WATCHED] {
     [
         c.goroutines as f64,
         c.heap_bytes as f64,
         c.heap_objects as f64,
+        c.process.map_or(0.0, |p| p.fds as f64),
     ]
 }
 
-fn tolerances(t: &Tolerance) -> [f64; 3] {
-    [t.goroutines, t.heap_bytes, t.heap_objects]
+fn tolerances(t: &Tolerance) -> [f64; WATCHED] {
+    [t.goroutines, t.heap_bytes, t.heap_objects, t.fds]
 }
 
 /// Polls `probe` until `goal` is met; `on_poll` sees every sample (for progress).
@@ -95,7 +101,7 @@ pub async fn settle(
 ) -> Result<Settled, ProbeError> {
     let start = Instant::now();
     let tol = tolerances(tolerance);
-    let mut history: Vec<(Instant, [f64; 3])> = Vec::new();
+    let mut history: Vec<(Instant, [f64; WATCHED])> = Vec::new();
     let mut pause = FIRST_POLL;
     let mut polls = 0;
     loop {
@@ -111,7 +117,7 @@ pub async fn settle(
             history.remove(0);
         }
 
-        let done = |ending: Ending, still_falling: bool, noise: [f64; 3]| Settled {
+        let done = |ending: Ending, still_falling: bool, noise: [f64; WATCHED]| Settled {
             ending,
             seconds: start.elapsed().as_secs_f64(),
             polls,
@@ -120,26 +126,27 @@ pub async fn settle(
                 goroutines: noise[0],
                 heap_bytes: noise[1],
                 heap_objects: noise[2],
+                fds: noise[3],
             },
             still_falling,
         };
 
         if let Some(base) = goal.baseline {
             let b = values(base);
-            if (0..3).all(|i| v[i] <= b[i] + tol[i]) {
-                return Ok(done(Ending::Baseline, false, [0.0; 3]));
+            if (0..WATCHED).all(|i| v[i] <= b[i] + tol[i]) {
+                return Ok(done(Ending::Baseline, false, [0.0; WATCHED]));
             }
         }
         if let Some(quiet) = goal.quiet {
             if let Some(spread) = quiet_spread(&history, now, quiet) {
-                if (0..3).all(|i| spread[i] <= tol[i]) {
+                if (0..WATCHED).all(|i| spread[i] <= tol[i]) {
                     return Ok(done(Ending::Quiet, false, spread));
                 }
             }
         }
         if now.duration_since(start) >= goal.timeout {
             let still_falling = falling(&history, &tol);
-            return Ok(done(Ending::Timeout, still_falling, [0.0; 3]));
+            return Ok(done(Ending::Timeout, still_falling, [0.0; WATCHED]));
         }
         let remaining = goal.timeout.saturating_sub(now.duration_since(start));
         tokio::time::sleep(pause.min(remaining)).await;
@@ -149,15 +156,15 @@ pub async fn settle(
 
 /// The spread of each signal over the last `window`, if the history covers it.
 fn quiet_spread(
-    history: &[(Instant, [f64; 3])],
+    history: &[(Instant, [f64; WATCHED])],
     now: Instant,
     window: Duration,
-) -> Option<[f64; 3]> {
+) -> Option<[f64; WATCHED]> {
     let first = history.first()?;
     if now.duration_since(first.0) < window {
         return None;
     }
-    let in_window: Vec<&[f64; 3]> = history
+    let in_window: Vec<&[f64; WATCHED]> = history
         .iter()
         .filter(|(t, _)| now.duration_since(*t) <= window)
         .map(|(_, v)| v)
@@ -165,7 +172,7 @@ fn quiet_spread(
     if in_window.len() < 3 {
         return None;
     }
-    let mut spread = [0.0; 3];
+    let mut spread = [0.0; WATCHED];
     for (i, s) in spread.iter_mut().enumerate() {
         let max = in_window.iter().map(|v| v[i]).fold(f64::MIN, f64::max);
         let min = in_window.iter().map(|v| v[i]).fold(f64::MAX, f64::min);
@@ -175,9 +182,9 @@ fn quiet_spread(
 }
 
 /// Whether any signal fell by more than its tolerance across the kept history.
-fn falling(history: &[(Instant, [f64; 3])], tol: &[f64; 3]) -> bool {
+fn falling(history: &[(Instant, [f64; WATCHED])], tol: &[f64; WATCHED]) -> bool {
     match (history.first(), history.last()) {
-        (Some((_, first)), Some((_, last))) => (0..3).any(|i| first[i] - last[i] > tol[i]),
+        (Some((_, first)), Some((_, last))) => (0..WATCHED).any(|i| first[i] - last[i] > tol[i]),
         _ => false,
     }
 }
@@ -186,21 +193,24 @@ fn falling(history: &[(Instant, [f64; 3])], tol: &[f64; 3]) -> bool {
 mod tests {
     use super::*;
 
-    fn at(base: Instant, ms: u64, v: [f64; 3]) -> (Instant, [f64; 3]) {
+    fn at(base: Instant, ms: u64, v: [f64; WATCHED]) -> (Instant, [f64; WATCHED]) {
         (base + Duration::from_millis(ms), v)
     }
 
     #[test]
     fn quiet_needs_the_whole_window_and_three_polls() {
         let t0 = Instant::now();
-        let h = vec![at(t0, 0, [5.0, 100.0, 1.0]), at(t0, 500, [5.0, 100.0, 1.0])];
+        let h = vec![
+            at(t0, 0, [5.0, 100.0, 1.0, 9.0]),
+            at(t0, 500, [5.0, 100.0, 1.0, 9.0]),
+        ];
         assert!(
             quiet_spread(&h, t0 + Duration::from_millis(500), Duration::from_secs(1)).is_none()
         );
         let h = vec![
-            at(t0, 0, [5.0, 100.0, 1.0]),
-            at(t0, 600, [6.0, 90.0, 1.0]),
-            at(t0, 1200, [5.0, 120.0, 1.0]),
+            at(t0, 0, [5.0, 100.0, 1.0, 9.0]),
+            at(t0, 600, [6.0, 90.0, 1.0, 9.0]),
+            at(t0, 1200, [5.0, 120.0, 1.0, 10.0]),
         ];
         let spread = quiet_spread(&h, t0 + Duration::from_millis(1200), Duration::from_secs(2));
         assert_eq!(spread, None, "history shorter than the window");
@@ -209,21 +219,21 @@ mod tests {
             t0 + Duration::from_millis(1200),
             Duration::from_millis(1200),
         );
-        assert_eq!(spread, Some([1.0, 30.0, 0.0]));
+        assert_eq!(spread, Some([1.0, 30.0, 0.0, 1.0]));
     }
 
     #[test]
     fn falling_compares_first_and_last_against_tolerance() {
         let t0 = Instant::now();
-        let tol = [1.0, 10.0, 1.0];
+        let tol = [1.0, 10.0, 1.0, 1.0];
         let h = vec![
-            at(t0, 0, [50.0, 100.0, 5.0]),
-            at(t0, 900, [40.0, 100.0, 5.0]),
+            at(t0, 0, [50.0, 100.0, 5.0, 9.0]),
+            at(t0, 900, [40.0, 100.0, 5.0, 9.0]),
         ];
         assert!(falling(&h, &tol));
         let h = vec![
-            at(t0, 0, [50.0, 100.0, 5.0]),
-            at(t0, 900, [50.0, 95.0, 5.0]),
+            at(t0, 0, [50.0, 100.0, 5.0, 9.0]),
+            at(t0, 900, [50.0, 95.0, 5.0, 9.0]),
         ];
         assert!(!falling(&h, &tol));
     }

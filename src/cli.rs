@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
-use crate::report::{Render, json::Json, text::Text};
+use crate::report::{Render, json::Json, junit::Junit, markdown::Markdown, text::Text};
 use crate::run::{self, RunOptions};
 use crate::scenario::Scenario;
 
@@ -62,9 +62,12 @@ pub fn execute(cli: Cli) -> Result<ExitCode> {
             let report = runtime.block_on(run::run(&scenario, &options))?;
             print!("{}", Text.render(&report));
             if let Some(dir) = &options.out {
-                let path = dir.join(Json.file_name());
-                std::fs::write(&path, Json.render(&report))
-                    .with_context(|| format!("writing {}", path.display()))?;
+                let formats: [&dyn Render; 3] = [&Json, &Junit, &Markdown];
+                for format in formats {
+                    let path = dir.join(format.file_name());
+                    std::fs::write(&path, format.render(&report))
+                        .with_context(|| format!("writing {}", path.display()))?;
+                }
                 if report.profiles.contains_key("heap_base") {
                     println!(
                         "  open: go tool pprof -base {0}/heap-base.pb.gz {0}/heap-final.pb.gz",

@@ -2,6 +2,8 @@
 //! module per format behind the [`Render`] trait.
 
 pub mod json;
+pub mod junit;
+pub mod markdown;
 pub mod text;
 
 use std::collections::BTreeMap;

@@ -36,9 +36,9 @@ impl Render for Junit {
                     )
                 }
             };
-            let _ = write!(
+            let _ = writeln!(
                 cases,
-                "    <testcase classname=\"leakbench.signal\" name=\"{}\" time=\"0\">{body}</testcase>\n",
+                "    <testcase classname=\"leakbench.signal\" name=\"{}\" time=\"0\">{body}</testcase>",
                 escape(s.name)
             );
         }

@@ -290,6 +290,37 @@ struct Validator<'a> {
 }
 
 impl Validator<'_> {
+    /// Replaces each `${NAME}` with the environment variable NAME, so that
+    /// secrets and ports need not be written in the file.
+    fn expand(&self, key: &str, text: &str) -> Result<String, ScenarioError> {
+        let mut out = String::with_capacity(text.len());
+        let mut rest = text;
+        while let Some(start) = rest.find("${") {
+            out.push_str(&rest[..start]);
+            let after = &rest[start + 2..];
+            let end = after.find('}').ok_or_else(|| {
+                self.invalid(key, "has `${` without a closing `}`; write ${NAME}")
+            })?;
+            let name = &after[..end];
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                return Err(self.invalid(
+                    key,
+                    format!("`${{{name}}}` is not a variable name; use letters, digits and _"),
+                ));
+            }
+            let value = std::env::var(name).map_err(|_| {
+                self.invalid(
+                    key,
+                    format!("environment variable {name} is not set (used as ${{{name}}})"),
+                )
+            })?;
+            out.push_str(&value);
+            rest = &after[end + 1..];
+        }
+        out.push_str(rest);
+        Ok(out)
+    }
+
     fn invalid(&self, key: &str, message: impl Into<String>) -> ScenarioError {
         ScenarioError::Invalid {
             path: self.path.to_owned(),
@@ -336,7 +367,19 @@ impl Validator<'_> {
         })
     }
 
-    fn target(&self, file: FileTarget, dir: &Path) -> Result<Target, ScenarioError> {
+    fn target(&self, mut file: FileTarget, dir: &Path) -> Result<Target, ScenarioError> {
+        file.url = self.expand("target.url", &file.url)?;
+        if let Some(p) = &file.pprof {
+            file.pprof = Some(self.expand("target.pprof", p)?);
+        }
+        if let Some(argv) = &mut file.command {
+            for arg in argv.iter_mut() {
+                *arg = self.expand("target.command", arg)?;
+            }
+        }
+        for (name, value) in file.env.iter_mut() {
+            *value = self.expand(&format!("target.env.{name}"), value)?;
+        }
         let url: Uri = file.url.parse().map_err(|e| {
             self.invalid(
                 "target.url",
@@ -515,8 +558,8 @@ impl Validator<'_> {
         for (i, step) in file.steps.into_iter().enumerate() {
             let key = format!("load.steps[{i}]");
             steps.push(match (step.send, step.expect) {
-                (Some(text), None) => Step::Send(text),
-                (None, Some(text)) => Step::Expect(text),
+                (Some(text), None) => Step::Send(self.expand(&key, &text)?),
+                (None, Some(text)) => Step::Expect(self.expand(&key, &text)?),
                 _ => {
                     return Err(self.invalid(
                         &key,
@@ -743,6 +786,23 @@ mod tests {
         );
         assert!(parse("[target]\nurl = \"http://[::1]:8080/x\"\n[load]\nsessions = 1").is_ok());
         assert!(parse("[target]\nurl = \"http://127.0.0.2:8080/x\"\n[load]\nsessions = 1").is_ok());
+    }
+
+    #[test]
+    fn environment_variables_are_expanded() {
+        // SAFETY: test-only variable names nothing else reads.
+        unsafe { std::env::set_var("LEAKBENCH_TEST_PORT", "18181") };
+        let s = parse(
+            "[target]\nurl = \"ws://127.0.0.1:${LEAKBENCH_TEST_PORT}/ws\"\n[load]\nsessions = 1",
+        )
+        .unwrap();
+        assert_eq!(s.target.url.port_u16(), Some(18181));
+        let e = err(
+            "[target]\nurl = \"ws://127.0.0.1:${LEAKBENCH_NOT_SET_ANYWHERE}/\"\n[load]\nsessions = 1",
+        );
+        assert!(e.contains("LEAKBENCH_NOT_SET_ANYWHERE is not set"), "{e}");
+        let e = err("[target]\nurl = \"ws://127.0.0.1:${OPEN/\"\n[load]\nsessions = 1");
+        assert!(e.contains("closing"), "{e}");
     }
 
     #[test]

@@ -59,23 +59,30 @@ pub fn execute(cli: Cli) -> Result<ExitCode> {
                 .enable_all()
                 .build()
                 .context("starting the async runtime")?;
-            let report = runtime.block_on(run::run(&scenario, &options))?;
-            print!("{}", Text.render(&report));
+            let outcome = runtime.block_on(run::run(&scenario, &options))?;
+            let report = &outcome.report;
+            print!("{}", Text.render(report));
             if let Some(dir) = &options.out {
                 let formats: [&dyn Render; 3] = [&Json, &Junit, &Markdown];
                 for format in formats {
                     let path = dir.join(format.file_name());
-                    std::fs::write(&path, format.render(&report))
+                    std::fs::write(&path, format.render(report))
                         .with_context(|| format!("writing {}", path.display()))?;
                 }
-                if report.profiles.contains_key("heap_base") {
+                if report.profiles.contains_key("heap_final") {
                     println!(
                         "  open: go tool pprof -base {0}/heap-base.pb.gz {0}/heap-final.pb.gz",
                         dir.display()
                     );
                 }
             }
-            Ok(ExitCode::from(report.verdict.exit_code()))
+            if let Some(e) = &outcome.error {
+                eprintln!("leakbench: error: {e:#}");
+            }
+            // The runtime may hold a blocked stdin reader or a signal task; do
+            // not wait for them.
+            runtime.shutdown_background();
+            Ok(ExitCode::from(outcome.exit_code()))
         }
         Command::Validate { scenario } => {
             let s = Scenario::load(&scenario)?;

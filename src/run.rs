@@ -67,8 +67,44 @@ impl Progress {
     }
 }
 
-/// Runs a scenario to its verdict.
-pub async fn run(scenario: &Scenario, options: &RunOptions) -> Result<Report> {
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Every cycle ran and a verdict was reached.
+    Complete,
+    /// Stopped by SIGINT or SIGTERM; the report holds what was measured.
+    Interrupted,
+    /// Stopped by an error (target died, probe failed); partial report.
+    Error,
+}
+
+/// What a run produced: always a report, plus the error that cut it short.
+pub struct Outcome {
+    /// The report, partial unless `status` is complete.
+    pub report: Report,
+    /// The error that ended the run early, if any.
+    pub error: Option<anyhow::Error>,
+}
+
+/// Exit code of an interrupted run, as shells report death by SIGINT.
+pub const EXIT_INTERRUPTED: u8 = 130;
+
+impl Outcome {
+    /// 0 pass, 1 leak, 3 inconclusive; 2 error; 130 interrupted.
+    pub fn exit_code(&self) -> u8 {
+        match self.report.status {
+            Status::Complete => self.report.verdict.exit_code(),
+            Status::Interrupted => EXIT_INTERRUPTED,
+            Status::Error => crate::cli::EXIT_ERROR,
+        }
+    }
+}
+
+/// Runs a scenario to its verdict. `Err` only when nothing could start (the
+/// output folder or the target's process); later failures and interruptions
+/// come back as an [`Outcome`] with a partial report.
+pub async fn run(scenario: &Scenario, options: &RunOptions) -> Result<Outcome> {
     let start = Instant::now();
     let progress = Progress {
         quiet: options.quiet,
@@ -103,16 +139,62 @@ pub async fn run(scenario: &Scenario, options: &RunOptions) -> Result<Report> {
         probe: Probe::new(&scenario.target.pprof).with_pid(pid),
         timeline: Vec::new(),
         phase_name: "start".to_owned(),
+        phases: Vec::new(),
+        baseline: None,
+        tolerance: None,
+        measured: Vec::new(),
+        last: None,
+        signals: Vec::new(),
+        reasons: Vec::new(),
     };
-    let result = session.drive().await;
+    let (status, error) = tokio::select! {
+        result = session.drive() => match result {
+            Ok(()) => (Status::Complete, None),
+            Err(e) => (Status::Error, Some(e)),
+        },
+        signal = shutdown_signal() => {
+            session.progress.line(format!("{signal}: stopping (press Ctrl-C again to exit at once)"));
+            tokio::spawn(async {
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    eprintln!("leakbench: interrupted twice, exiting now");
+                    std::process::exit(i32::from(EXIT_INTERRUPTED));
+                }
+            });
+            (Status::Interrupted, None)
+        }
+    };
+    // Whatever happened, no connection of ours stays open and the target stops.
     session.probe.close();
+    let mut report = session.report(status, error.as_ref());
+    if let Err(e) = session.write_profiles(&mut report) {
+        session
+            .progress
+            .line(format!("could not write profiles: {e:#}"));
+    }
     drop(session);
     if let Some(t) = launched.as_mut() {
         t.stop().await;
     }
-    let mut report = result?;
     report.duration_s = start.elapsed().as_secs_f64();
-    Ok(report)
+    Ok(Outcome { report, error })
+}
+
+/// Resolves on the first SIGINT or SIGTERM, naming it.
+async fn shutdown_signal() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).ok();
+    let sigterm = async {
+        match term.as_mut() {
+            Some(t) => {
+                t.recv().await;
+            }
+            None => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => "interrupted (SIGINT)",
+        _ = sigterm => "terminated (SIGTERM)",
+    }
 }
 
 struct Session<'a> {
@@ -123,33 +205,32 @@ struct Session<'a> {
     probe: Probe,
     timeline: Vec<TimelinePoint>,
     phase_name: String,
+    phases: Vec<Phase>,
+    baseline: Option<Snapshot>,
+    tolerance: Option<Tolerance>,
+    measured: Vec<Counters>,
+    last: Option<Snapshot>,
+    signals: Vec<SignalVerdict>,
+    reasons: Vec<String>,
 }
 
 impl Session<'_> {
-    async fn drive(&mut self) -> Result<Report> {
+    async fn drive(&mut self) -> Result<()> {
         let s = self.scenario;
         let load = &s.load;
         self.wait_ready().await?;
 
         let floors = floors(s);
-        let mut phases = Vec::new();
         for i in 1..=load.warmup {
             self.phase_name = format!("warm-up {i}/{}", load.warmup);
             let l = self.cycle().await?;
-            if l.completed == 0 {
-                bail!(no_session_error(&s.target.url.to_string(), &l));
-            }
-            let settled = self
-                .settle(
-                    Goal {
-                        baseline: None,
-                        quiet: Some(BASELINE_QUIET),
-                        timeout: s.settle.timeout,
-                    },
-                    &floors,
-                )
-                .await?;
-            phases.push(Phase {
+            let goal = Goal {
+                baseline: None,
+                quiet: Some(BASELINE_QUIET),
+                timeout: s.settle.timeout,
+            };
+            let settled = self.settle(goal, &floors).await?;
+            self.phases.push(Phase {
                 kind: "warmup",
                 index: i,
                 load: l,
@@ -159,16 +240,12 @@ impl Session<'_> {
         }
 
         self.phase_name = "baseline".to_owned();
-        let idle = self
-            .settle(
-                Goal {
-                    baseline: None,
-                    quiet: Some(BASELINE_QUIET),
-                    timeout: s.settle.timeout,
-                },
-                &floors,
-            )
-            .await?;
+        let goal = Goal {
+            baseline: None,
+            quiet: Some(BASELINE_QUIET),
+            timeout: s.settle.timeout,
+        };
+        let idle = self.settle(goal, &floors).await?;
         let tolerance = Tolerance {
             goroutines: floors.goroutines.max(NOISE_FACTOR * idle.noise.goroutines),
             heap_bytes: floors.heap_bytes.max(NOISE_FACTOR * idle.noise.heap_bytes),
@@ -177,27 +254,25 @@ impl Session<'_> {
                 .max(NOISE_FACTOR * idle.noise.heap_objects),
             fds: floors.fds.max(NOISE_FACTOR * idle.noise.fds),
         };
+        self.tolerance = Some(tolerance);
         let baseline = self.snapshot().await?;
+        let base = baseline.counters;
         self.progress.line(format!(
-            "baseline: {} goroutines, heap {} in {} objects (tolerance per cycle: {} goroutines, {}, {} objects)",
-            baseline.counters.goroutines,
-            format_value(baseline.counters.heap_bytes as f64, "bytes"),
-            baseline.counters.heap_objects,
+            "baseline: {} goroutines, heap {} in {} objects (noise tolerance per cycle: {} goroutines, {}, {} objects)",
+            base.goroutines,
+            format_value(base.heap_bytes as f64, "bytes"),
+            base.heap_objects,
             tolerance.goroutines,
             format_value(tolerance.heap_bytes, "bytes"),
             tolerance.heap_objects
         ));
+        self.baseline = Some(baseline);
 
-        let mut measured: Vec<Counters> = Vec::new();
-        let mut final_snapshot: Option<Snapshot> = None;
         for k in 1..=load.cycles {
             self.phase_name = format!("cycle {k}/{}", load.cycles);
             let l = self.cycle().await?;
-            if l.completed == 0 {
-                bail!(no_session_error(&s.target.url.to_string(), &l));
-            }
             let goal = Goal {
-                baseline: Some(&baseline.counters),
+                baseline: Some(&base),
                 quiet: Some(CYCLE_QUIET),
                 timeout: s.settle.timeout,
             };
@@ -205,13 +280,13 @@ impl Session<'_> {
             let counters = if k == load.cycles {
                 let snap = self.snapshot().await?;
                 let c = snap.counters;
-                final_snapshot = Some(snap);
+                self.last = Some(snap);
                 c
             } else {
-                self.probe
-                    .measure()
-                    .await
-                    .map_err(|e| self.probe_error(e))?
+                match self.probe.measure().await {
+                    Ok(c) => c,
+                    Err(e) => return Err(self.probe_error(e)),
+                }
             };
             self.progress.line(format!(
                 "{}: settled ({:?}) in {:.1} s: {} goroutines ({:+}), heap {} ({})",
@@ -219,12 +294,12 @@ impl Session<'_> {
                 settled.ending,
                 settled.seconds,
                 counters.goroutines,
-                counters.goroutines as i64 - baseline.counters.goroutines as i64,
+                counters.goroutines as i64 - base.goroutines as i64,
                 format_value(counters.heap_bytes as f64, "bytes"),
-                signed_bytes(counters.heap_bytes as f64 - baseline.counters.heap_bytes as f64),
+                signed_bytes(counters.heap_bytes as f64 - base.heap_bytes as f64),
             ));
-            measured.push(counters);
-            phases.push(Phase {
+            self.measured.push(counters);
+            self.phases.push(Phase {
                 kind: "cycle",
                 index: k,
                 load: l,
@@ -233,11 +308,10 @@ impl Session<'_> {
             });
         }
 
-        let failure = load_problem(&phases, load.max_failure_ratio);
-        let mut signals = judge_all(s, &baseline.counters, &measured, &tolerance, false);
-        let mut reasons = Vec::new();
-        let last_ending = phases.last().map(|p| p.settle.ending);
-        let suspicious = signals
+        self.signals = judge_all(s, &base, &self.measured, &tolerance, false);
+        let last_ending = self.phases.last().map(|p| p.settle.ending);
+        let suspicious = self
+            .signals
             .iter()
             .any(|v| v.decides && v.verdict != Verdict::Pass);
         if suspicious && last_ending != Some(Ending::Baseline) {
@@ -250,65 +324,80 @@ impl Session<'_> {
                 s.settle.timeout.as_secs_f64()
             ));
             let goal = Goal {
-                baseline: Some(&baseline.counters),
+                baseline: Some(&base),
                 quiet: None,
                 timeout: s.settle.timeout,
             };
             let settled = self.settle(goal, &tolerance).await?;
             let snap = self.snapshot().await?;
-            if let Some(last) = measured.last_mut() {
+            if let Some(last) = self.measured.last_mut() {
                 *last = snap.counters;
             }
-            if let Some(p) = phases.last_mut() {
+            if let Some(p) = self.phases.last_mut() {
                 p.measured = Some(snap.counters);
                 p.settle = settled.clone();
             }
-            final_snapshot = Some(snap);
-            signals = judge_all(
-                s,
-                &baseline.counters,
-                &measured,
-                &tolerance,
-                settled.still_falling,
-            );
+            self.last = Some(snap);
+            self.signals = judge_all(s, &base, &self.measured, &tolerance, settled.still_falling);
             if settled.ending == Ending::Baseline {
-                reasons.push(format!(
+                self.reasons.push(format!(
                     "the target released its state late, {:.1} s into the final wait",
                     settled.seconds
                 ));
             }
         }
-        let final_snapshot = final_snapshot.context("no measured cycle")?;
         self.check_alive()?;
+        Ok(())
+    }
 
-        let verdict = verdict::overall(&signals, failure.as_deref());
-        if let Some(f) = &failure {
-            reasons.insert(0, f.clone());
+    /// The report of what was measured so far.
+    fn report(&mut self, status: Status, error: Option<&anyhow::Error>) -> Report {
+        let s = self.scenario;
+        let load = &s.load;
+        let mut reasons = std::mem::take(&mut self.reasons);
+        let failure = load_problem(&self.phases, load.max_failure_ratio);
+        let verdict = if status == Status::Complete {
+            verdict::overall(&self.signals, failure.as_deref())
+        } else {
+            Verdict::Inconclusive
+        };
+        match (status, error) {
+            (Status::Interrupted, _) => {
+                reasons.insert(0, format!("interrupted during {}", self.phase_name));
+            }
+            (Status::Error, Some(e)) => reasons.insert(0, format!("{e:#}")),
+            _ => {}
         }
-        for sig in signals
-            .iter()
-            .filter(|v| v.decides && v.verdict == verdict && verdict != Verdict::Pass)
-        {
-            reasons.push(format!("{} {}", sig.name, sig.reason));
+        if status == Status::Complete {
+            if let Some(f) = &failure {
+                reasons.insert(0, f.clone());
+            }
+            for sig in &self.signals {
+                if sig.decides && sig.verdict == verdict && verdict != Verdict::Pass {
+                    reasons.push(format!("{} {}", sig.name, sig.reason));
+                }
+            }
+            if verdict == Verdict::Pass {
+                reasons.insert(0, "no signal grew from cycle to cycle".to_owned());
+            }
         }
-        if verdict == Verdict::Pass {
-            reasons.insert(
-                0,
-                "goroutines and heap came back to baseline after every cycle".to_owned(),
-            );
+        if status != Status::Complete && self.signals.is_empty() {
+            if let (Some(base), Some(tol)) = (&self.baseline, &self.tolerance) {
+                if !self.measured.is_empty() {
+                    self.signals = judge_all(s, &base.counters, &self.measured, tol, false);
+                }
+            }
         }
-
-        let suspects = attribute(
-            &baseline,
-            &final_snapshot,
-            &signals,
-            load.cycles,
-            load.sessions,
-        );
-        let profiles = self.write_profiles(&baseline, &final_snapshot)?;
-        Ok(Report {
+        let suspects = match (&self.baseline, &self.last) {
+            (Some(b), Some(l)) if status == Status::Complete => {
+                attribute(b, l, &self.signals, load.cycles, load.sessions)
+            }
+            _ => Vec::new(),
+        };
+        Report {
             schema: SCHEMA,
             leakbench: env!("CARGO_PKG_VERSION"),
+            status,
             name: s.name.clone(),
             scenario: s.path.display().to_string(),
             url: s.target.url.to_string(),
@@ -318,14 +407,14 @@ impl Session<'_> {
             sessions: load.sessions,
             warmup: load.warmup,
             cycles: load.cycles,
-            signals,
+            signals: self.signals.clone(),
             suspects,
-            tolerance,
-            phases,
+            tolerance: self.tolerance.unwrap_or(floors(s)),
+            phases: std::mem::take(&mut self.phases),
             timeline: std::mem::take(&mut self.timeline),
-            profiles,
+            profiles: BTreeMap::new(),
             duration_s: 0.0,
-        })
+        }
     }
 
     /// Waits until the pprof endpoint answers (a started target needs a moment).
@@ -378,6 +467,10 @@ impl Session<'_> {
             "{}: {} sessions done in {:.2} s{failures}",
             self.phase_name, l.completed, l.elapsed_s
         ));
+        if l.completed == 0 {
+            // Nothing reached the target: that is an error to fix, not a verdict.
+            bail!(no_session_error(&self.scenario.target.url.to_string(), &l));
+        }
         Ok(l)
     }
 
@@ -428,40 +521,43 @@ impl Session<'_> {
         Ok(())
     }
 
-    fn write_profiles(&self, base: &Snapshot, last: &Snapshot) -> Result<BTreeMap<String, String>> {
-        let mut written = BTreeMap::new();
+    /// Writes the baseline and last profiles next to report.json.
+    fn write_profiles(&self, report: &mut Report) -> Result<()> {
         let Some(out) = &self.options.out else {
-            return Ok(written);
+            return Ok(());
         };
-        let files: [(&str, &str, &[u8]); 6] = [
-            ("heap_base", "heap-base.pb.gz", &base.heap_profile),
-            ("heap_final", "heap-final.pb.gz", &last.heap_profile),
-            (
+        let mut files: Vec<(&str, &str, &[u8])> = Vec::new();
+        if let Some(b) = &self.baseline {
+            files.push(("heap_base", "heap-base.pb.gz", &b.heap_profile));
+            files.push((
                 "goroutine_base",
                 "goroutine-base.pb.gz",
-                &base.goroutine_profile,
-            ),
-            (
-                "goroutine_final",
-                "goroutine-final.pb.gz",
-                &last.goroutine_profile,
-            ),
-            (
+                &b.goroutine_profile,
+            ));
+            files.push((
                 "goroutine_base_dump",
                 "goroutine-base.txt",
-                base.goroutine_dump.as_bytes(),
-            ),
-            (
+                b.goroutine_dump.as_bytes(),
+            ));
+        }
+        if let Some(l) = &self.last {
+            files.push(("heap_final", "heap-final.pb.gz", &l.heap_profile));
+            files.push((
+                "goroutine_final",
+                "goroutine-final.pb.gz",
+                &l.goroutine_profile,
+            ));
+            files.push((
                 "goroutine_final_dump",
                 "goroutine-final.txt",
-                last.goroutine_dump.as_bytes(),
-            ),
-        ];
+                l.goroutine_dump.as_bytes(),
+            ));
+        }
         for (role, name, bytes) in files {
             write(out, name, bytes)?;
-            written.insert(role.to_owned(), name.to_owned());
+            report.profiles.insert(role.to_owned(), name.to_owned());
         }
-        Ok(written)
+        Ok(())
     }
 }
 

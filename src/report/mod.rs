@@ -12,6 +12,7 @@ use serde::Serialize;
 
 use crate::load::CycleLoad;
 use crate::probe::Counters;
+use crate::run::Status;
 use crate::settle::{Settled, Tolerance};
 use crate::suspects::Suspect;
 use crate::verdict::{SignalVerdict, Verdict};
@@ -26,6 +27,8 @@ pub struct Report {
     pub schema: &'static str,
     /// leakbench's version.
     pub leakbench: &'static str,
+    /// `complete`, or `interrupted` / `error` for a partial report.
+    pub status: Status,
     /// Scenario name.
     pub name: String,
     /// Scenario file.

@@ -15,12 +15,14 @@
 mod decode;
 #[cfg(test)]
 mod fixtures;
+mod focus;
 pub mod proto;
 
 pub use decode::{
     MAX_DECOMPRESSED_BYTES, MAX_FUNCTIONS, MAX_LOCATIONS, MAX_RESOLVED_BYTES, MAX_SAMPLES,
     MAX_STACK_DEPTH, decode,
 };
+pub use focus::{focus_frame, is_std_frame, package_of};
 
 /// A decoded profile with every id resolved to names.
 #[derive(Debug, Clone, Default)]
@@ -223,12 +225,6 @@ fn printable_start(bytes: &[u8], max: usize) -> String {
 pub fn grown_stacks(base: &Profile, after: &Profile, index: usize) -> Vec<Growth> {
     let _ = (base, after, index);
     unimplemented!()
-}
-
-/// The frame a person should look at: the first frame, from the leaf, outside
-/// Go's standard library (package `main` preferred); the leaf if none.
-pub fn focus_frame(stack: &[String]) -> &str {
-    stack.first().map(String::as_str).unwrap_or("")
 }
 
 /// The total from the first line of `goroutine?debug=1`.

@@ -17,12 +17,14 @@ mod decode;
 mod fixtures;
 mod focus;
 pub mod proto;
+mod text;
 
 pub use decode::{
     MAX_DECOMPRESSED_BYTES, MAX_FUNCTIONS, MAX_LOCATIONS, MAX_RESOLVED_BYTES, MAX_SAMPLES,
     MAX_STACK_DEPTH, decode,
 };
 pub use focus::{focus_frame, is_std_frame, package_of};
+pub use text::{goroutine_total, parse_goroutines, parse_memstats};
 
 /// A decoded profile with every id resolved to names.
 #[derive(Debug, Clone, Default)]
@@ -224,23 +226,5 @@ fn printable_start(bytes: &[u8], max: usize) -> String {
 /// Stacks whose value at `index` grew from `base` to `after`, largest growth first.
 pub fn grown_stacks(base: &Profile, after: &Profile, index: usize) -> Vec<Growth> {
     let _ = (base, after, index);
-    unimplemented!()
-}
-
-/// The total from the first line of `goroutine?debug=1`.
-pub fn goroutine_total(text: &str) -> Result<u64, DecodeError> {
-    let _ = text;
-    unimplemented!()
-}
-
-/// Parses `goroutine?debug=2`.
-pub fn parse_goroutines(text: &str) -> Result<Vec<Goroutine>, DecodeError> {
-    let _ = text;
-    unimplemented!()
-}
-
-/// Parses the MemStats block of `heap?debug=1`.
-pub fn parse_memstats(text: &str) -> Result<MemStats, DecodeError> {
-    let _ = text;
     unimplemented!()
 }

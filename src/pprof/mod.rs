@@ -13,6 +13,7 @@
 //! panics on them and every size is capped (see [`MAX_DECOMPRESSED_BYTES`]).
 
 mod decode;
+mod diff;
 #[cfg(test)]
 mod fixtures;
 mod focus;
@@ -23,6 +24,7 @@ pub use decode::{
     MAX_DECOMPRESSED_BYTES, MAX_FUNCTIONS, MAX_LOCATIONS, MAX_RESOLVED_BYTES, MAX_SAMPLES,
     MAX_STACK_DEPTH, decode,
 };
+pub use diff::{diff_profile, encode_gz, grown_stacks};
 pub use focus::{focus_frame, is_std_frame, package_of};
 pub use text::{goroutine_total, parse_goroutines, parse_memstats};
 
@@ -221,10 +223,4 @@ fn printable_start(bytes: &[u8], max: usize) -> String {
         .collect::<String>()
         .trim_end()
         .to_owned()
-}
-
-/// Stacks whose value at `index` grew from `base` to `after`, largest growth first.
-pub fn grown_stacks(base: &Profile, after: &Profile, index: usize) -> Vec<Growth> {
-    let _ = (base, after, index);
-    unimplemented!()
 }

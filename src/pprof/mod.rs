@@ -17,6 +17,8 @@ mod diff;
 #[cfg(test)]
 mod fixtures;
 mod focus;
+#[cfg(test)]
+mod fuzz;
 pub mod proto;
 mod text;
 

@@ -147,7 +147,11 @@ pub fn diff_profile(base: &[u8], after: &[u8]) -> Result<Vec<u8>, DecodeError> {
         if values.iter().all(|&v| v == 0) {
             continue;
         }
-        let location_id = key.0.iter().map(|loc| w.location(loc)).collect();
+        let location_id = key
+            .0
+            .iter()
+            .map(|&loc| w.location(loc, &merged.locs[loc]))
+            .collect();
         let label = key
             .1
             .iter()
@@ -194,12 +198,17 @@ enum Loc<'a> {
     Address(u64),
 }
 
-/// Locations leaf first, and sorted string labels.
-type SampleKey<'a> = (Vec<Loc<'a>>, Vec<(&'a str, &'a str)>);
+/// Locations leaf first (indexes into [`Merged::locs`]), and sorted string
+/// labels. Indexes rather than [`Loc`]s keep memory proportional to the
+/// input: a location is stored once however many samples use it.
+type SampleKey<'a> = (Vec<usize>, Vec<(&'a str, &'a str)>);
 
 /// Signed sums of samples per key, in first-seen order.
 #[derive(Default)]
 struct Merged<'a> {
+    /// Distinct locations of both profiles.
+    locs: Vec<Loc<'a>>,
+    loc_index: HashMap<Loc<'a>, usize>,
     index: HashMap<SampleKey<'a>, usize>,
     order: Vec<SampleKey<'a>>,
     values: Vec<Vec<i64>>,
@@ -208,16 +217,25 @@ struct Merged<'a> {
 impl<'a> Merged<'a> {
     /// Adds every sample of `t`, multiplied by `sign`.
     fn add(&mut self, t: &Tables<'a>, sign: i64) -> Result<(), DecodeError> {
-        let mut locs: HashMap<u64, Loc<'a>> = HashMap::new();
+        // Input location id -> index into self.locs.
+        let mut by_id: HashMap<u64, usize> = HashMap::new();
         for (i, s) in t.profile.sample.iter().enumerate() {
             t.check_sample(i, s)?;
             let mut stack = Vec::with_capacity(s.location_id.len());
             for &id in &s.location_id {
-                let loc = match locs.entry(id) {
-                    Entry::Occupied(e) => e.into_mut(),
-                    Entry::Vacant(e) => e.insert(loc_key(t, t.location(id, i)?)?),
+                let loc = match by_id.entry(id) {
+                    Entry::Occupied(e) => *e.get(),
+                    Entry::Vacant(e) => {
+                        let key = loc_key(t, t.location(id, i)?)?;
+                        let next = self.locs.len();
+                        let loc = *self.loc_index.entry(key.clone()).or_insert(next);
+                        if loc == next {
+                            self.locs.push(key);
+                        }
+                        *e.insert(loc)
+                    }
                 };
-                stack.push(loc.clone());
+                stack.push(loc);
             }
             let mut labels = Vec::new();
             for l in s.label.iter().filter(|l| l.str != 0) {
@@ -274,7 +292,8 @@ struct Writer<'a> {
     functions: Vec<proto::Function>,
     function_ids: HashMap<(&'a str, &'a str), u64>,
     locations: Vec<proto::Location>,
-    location_ids: HashMap<Loc<'a>, u64>,
+    /// Index into [`Merged::locs`] -> output location id.
+    location_ids: HashMap<usize, u64>,
 }
 
 impl<'a> Writer<'a> {
@@ -322,8 +341,9 @@ impl<'a> Writer<'a> {
         self.functions.len() as u64
     }
 
-    fn location(&mut self, loc: &Loc<'a>) -> u64 {
-        if let Some(&id) = self.location_ids.get(loc) {
+    /// The output id of merged location number `index`, which is `loc`.
+    fn location(&mut self, index: usize, loc: &Loc<'a>) -> u64 {
+        if let Some(&id) = self.location_ids.get(&index) {
             return id;
         }
         let id = self.locations.len() as u64 + 1;
@@ -347,7 +367,7 @@ impl<'a> Writer<'a> {
             },
         };
         self.locations.push(location);
-        self.location_ids.insert(loc.clone(), id);
+        self.location_ids.insert(index, id);
         id
     }
 }
@@ -486,6 +506,63 @@ mod tests {
         assert!(msg.contains("inuse_space/bytes"), "{msg}");
         assert!(diff_profile(b"<html>", HEAP_AFTER).is_err());
         assert!(diff_profile(HEAP_BASE, &HEAP_AFTER[..100]).is_err());
+    }
+
+    /// One location with 3000 inlined lines, used 4 times by each of 5000
+    /// samples: 60 million frames if expanded per sample, from 50 KiB.
+    fn amplifying_profile() -> Vec<u8> {
+        let p = proto::Profile {
+            sample_type: vec![proto::ValueType { r#type: 1, unit: 2 }],
+            period_type: Some(proto::ValueType { r#type: 1, unit: 2 }),
+            period: 1,
+            sample: (0..5000)
+                .map(|_| proto::Sample {
+                    location_id: vec![1; 4],
+                    value: vec![1],
+                    label: vec![],
+                })
+                .collect(),
+            location: vec![proto::Location {
+                id: 1,
+                line: (0..3000)
+                    .map(|line| proto::Line {
+                        function_id: 1,
+                        line,
+                        column: 0,
+                    })
+                    .collect(),
+                ..Default::default()
+            }],
+            function: vec![proto::Function {
+                id: 1,
+                name: 3,
+                ..Default::default()
+            }],
+            string_table: ["", "goroutine", "count", "main.f"]
+                .map(String::from)
+                .to_vec(),
+            ..Default::default()
+        };
+        p.encode_to_vec()
+    }
+
+    #[test]
+    fn shared_deep_locations_do_not_amplify() {
+        let bytes = amplifying_profile();
+        assert!(bytes.len() < 100 << 10);
+        let err = decode(&bytes).unwrap_err().to_string();
+        assert!(err.contains("more than 4096 frames"), "{err}");
+        // The diff stores the location once; 5000 identical samples merge.
+        let diff = diff_profile(GOROUTINE_BASE, &bytes).unwrap();
+        let raw = decode_proto(&diff).unwrap();
+        let deep = raw
+            .sample
+            .iter()
+            .find(|s| s.location_id.len() == 4)
+            .unwrap();
+        assert_eq!(deep.value, [5000]);
+        let deep_locations = raw.location.iter().filter(|l| l.line.len() == 3000);
+        assert_eq!(deep_locations.count(), 1);
     }
 
     /// Needs Go on PATH: `cargo test --lib pprof -- --ignored`.

@@ -69,9 +69,9 @@ pub fn execute(cli: Cli) -> Result<ExitCode> {
                     std::fs::write(&path, format.render(report))
                         .with_context(|| format!("writing {}", path.display()))?;
                 }
-                if report.profiles.contains_key("heap_final") {
+                if report.profiles.contains_key("heap_diff") {
                     println!(
-                        "  open: go tool pprof -base {0}/heap-base.pb.gz {0}/heap-final.pb.gz",
+                        "  what grew: go tool pprof -top {0}/diff-heap.pb.gz   (or -base {0}/heap-base.pb.gz {0}/heap-final.pb.gz)",
                         dir.display()
                     );
                 }

@@ -557,6 +557,33 @@ impl Session<'_> {
             write(out, name, bytes)?;
             report.profiles.insert(role.to_owned(), name.to_owned());
         }
+        // Final minus baseline as profiles of their own, so that
+        // `go tool pprof -top diff-heap.pb.gz` shows what grew.
+        if let (Some(b), Some(l)) = (&self.baseline, &self.last) {
+            let diffs = [
+                (
+                    "heap_diff",
+                    "diff-heap.pb.gz",
+                    &b.heap_profile,
+                    &l.heap_profile,
+                ),
+                (
+                    "goroutine_diff",
+                    "diff-goroutine.pb.gz",
+                    &b.goroutine_profile,
+                    &l.goroutine_profile,
+                ),
+            ];
+            for (role, name, base, last) in diffs {
+                match pprof::diff_profile(base, last) {
+                    Ok(bytes) => {
+                        write(out, name, &bytes)?;
+                        report.profiles.insert(role.to_owned(), name.to_owned());
+                    }
+                    Err(e) => self.progress.line(format!("no {name}: {e}")),
+                }
+            }
+        }
         Ok(())
     }
 }

@@ -52,8 +52,11 @@ fn end_of(e: &std::io::Error) -> End {
 /// What the server saw on one connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Seen {
-    /// Websocket close frames received, or HTTP requests received.
+    /// Websocket close frames received.
     close_frames: usize,
+    /// Websocket pongs received.
+    pongs: usize,
+    /// HTTP requests received.
     requests: usize,
     end: End,
 }
@@ -132,9 +135,15 @@ where
 
 /// A websocket server that echoes text when `echo`, and otherwise only reads.
 async fn ws_server(echo: bool) -> Server {
+    ws_server_pinging(echo, false).await
+}
+
+/// [`ws_server`], sending one ping right after the upgrade when `ping`.
+async fn ws_server_pinging(echo: bool, ping: bool) -> Server {
     serve(move |stream, _| async move {
         let mut seen = Seen {
             close_frames: 0,
+            pongs: 0,
             requests: 0,
             end: End::Other("no end".into()),
         };
@@ -145,8 +154,16 @@ async fn ws_server(echo: bool) -> Server {
                 return seen;
             }
         };
+        if ping {
+            // Let-chains need Rust 1.88; the crate promises 1.85.
+            if let Err(e) = ws.send(Message::Ping("are you there".into())).await {
+                seen.end = End::Other(e.to_string());
+                return seen;
+            }
+        }
         loop {
             match ws.next().await {
+                Some(Ok(Message::Pong(_))) => seen.pongs += 1,
                 Some(Ok(Message::Text(text))) if echo => {
                     if let Err(e) = ws.send(Message::Text(text)).await {
                         seen.end = End::Other(e.to_string());
@@ -184,6 +201,7 @@ async fn http_server(status: fn(usize) -> u16) -> Server {
     serve(move |mut stream, n| async move {
         let mut seen = Seen {
             close_frames: 0,
+            pongs: 0,
             requests: 0,
             end: End::Other("no end".into()),
         };
@@ -362,6 +380,7 @@ async fn rejected_upgrade_is_handshake_failure() {
         let _ = stream.write_all(reply).await;
         Seen {
             close_frames: 0,
+            pongs: 0,
             requests: 1,
             end: End::Eof,
         }
@@ -389,4 +408,50 @@ async fn failure_examples_stay_bounded() {
         load.failure_examples.len(),
         super::stats::MAX_FAILURE_EXAMPLES
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pings_are_answered_while_expecting() {
+    let mut server = ws_server_pinging(true, true).await;
+    let s = scenario(&ws_url(&server), &format!("sessions = 3\n{ECHO_STEPS}"));
+    let load = cycle(&s).await;
+    assert_eq!(load.completed, 3, "{load:?}");
+    for seen in server.reports(3).await {
+        assert_eq!((seen.pongs, seen.close_frames, seen.end), (1, 1, End::Eof));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_leaving_during_hold_is_closed() {
+    // Answers one request, then closes its side.
+    let server = serve(|mut stream, _| async move {
+        let mut buf = [0u8; 1024];
+        let mut head = Vec::new();
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(k) => head.extend_from_slice(&buf[..k]),
+            }
+        }
+        let _ = stream
+            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+            .await;
+        Seen {
+            close_frames: 0,
+            pongs: 0,
+            requests: 1,
+            end: End::Eof,
+        }
+    })
+    .await;
+    let s = scenario(
+        &format!("http://{}/", server.addr),
+        "sessions = 2\nhold = \"10s\"",
+    );
+    let load = cycle(&s).await;
+    assert_eq!(load.failures.get("closed"), Some(&2), "{load:?}");
+    assert_eq!(load.request.count, 2);
+    assert!(load.failure_examples[0].contains("hold"), "{load:?}");
+    // Noticed when the server left, not at the end of the hold.
+    assert!(load.elapsed_s < 5.0, "{load:?}");
 }

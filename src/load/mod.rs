@@ -68,18 +68,22 @@ pub struct CycleLoad {
     pub completed: u64,
     /// Sessions that failed.
     pub failed: u64,
-    /// Failed sessions by cause (`refused`, `reset`, `timeout`, `bad_status`,
-    /// `expect_missed`, `protocol`, ...).
+    /// Failed sessions by cause, each session counted once: `refused`,
+    /// `reset`, `timeout`, `handshake`, `bad_status`, `expect_missed`,
+    /// `closed`, `protocol`, `io` (see [`failure::Cause`]); causes with no
+    /// failures are left out.
     pub failures: BTreeMap<String, u64>,
-    /// A few distinct failure messages, for the person reading the report.
+    /// A few distinct failure messages (at most 5), for the person reading
+    /// the report, e.g. `handshake at handshake: upgrade rejected with HTTP 403 Forbidden`.
     pub failure_examples: Vec<String>,
     /// TCP connect time.
     pub connect: LatencySummary,
-    /// Websocket handshake, or HTTP time to first response byte.
+    /// Websocket handshake (one per session), or HTTP time from sending a
+    /// request to its response head (one per request).
     pub handshake: LatencySummary,
     /// Websocket send-to-expected-reply round trips.
     pub round_trip: LatencySummary,
-    /// HTTP request latency.
+    /// HTTP request latency, from sending to the end of the body.
     pub request: LatencySummary,
     /// Wall time of the cycle, seconds.
     pub elapsed_s: f64,

@@ -1,14 +1,46 @@
 //! Load: open a cycle's sessions against the target, run their steps, hold,
 //! close them as the scenario says, and report what happened.
 //!
-//! INTERFACE STUB: replaced by the load engine.
+//! The layers, each in its own file:
+//! - this file schedules a cycle: sessions are spread over a few shard tasks,
+//!   each running its share of the concurrency and filling its own
+//!   [`stats::Stats`]; the shards' stats are merged once at the end;
+//! - [`session`] is the one session loop, generic over a transport and
+//!   driven by a close mode's [`session::Ending`];
+//! - `ws` and `http` are the transports;
+//! - [`failure`] classifies what went wrong, [`stats`] aggregates.
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
 use serde::Serialize;
+use tokio::time::Instant;
 
-use crate::scenario::{Load, Target};
+use crate::scenario::{Load, Target, Transport as Wire};
+
+pub mod failure;
+mod http;
+mod session;
+pub(crate) mod stats;
+mod ws;
+
+#[cfg(test)]
+mod tests;
+
+use failure::{Cause, Detail, Failure, Stage};
+use session::{SessionPlan, Transport};
+use stats::{Recorder, Stats};
+
+/// Shard tasks per available core. Each shard keeps its own histograms (a few
+/// hundred KiB), so one per session slot would cost gigabytes at tens of
+/// thousands of sessions; a few per core keep both cores busy and let a slow
+/// shard's neighbours carry on.
+const SHARDS_PER_CORE: usize = 4;
 
 /// Latency percentiles of one kind of operation in one cycle, in microseconds.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -36,18 +68,22 @@ pub struct CycleLoad {
     pub completed: u64,
     /// Sessions that failed.
     pub failed: u64,
-    /// Failed sessions by cause (`refused`, `reset`, `timeout`, `bad_status`,
-    /// `expect_missed`, `protocol`, ...).
+    /// Failed sessions by cause, each session counted once: `refused`,
+    /// `reset`, `timeout`, `handshake`, `bad_status`, `expect_missed`,
+    /// `closed`, `protocol`, `io` (see [`failure::Cause`]); causes with no
+    /// failures are left out.
     pub failures: BTreeMap<String, u64>,
-    /// A few distinct failure messages, for the person reading the report.
+    /// A few distinct failure messages (at most 5), for the person reading
+    /// the report, e.g. `handshake at handshake: upgrade rejected with HTTP 403 Forbidden`.
     pub failure_examples: Vec<String>,
     /// TCP connect time.
     pub connect: LatencySummary,
-    /// Websocket handshake, or HTTP time to first response byte.
+    /// Websocket handshake (one per session), or HTTP time from sending a
+    /// request to its response head (one per request).
     pub handshake: LatencySummary,
     /// Websocket send-to-expected-reply round trips.
     pub round_trip: LatencySummary,
-    /// HTTP request latency.
+    /// HTTP request latency, from sending to the end of the body.
     pub request: LatencySummary,
     /// Wall time of the cycle, seconds.
     pub elapsed_s: f64,
@@ -56,7 +92,163 @@ pub struct CycleLoad {
 /// Runs one cycle: `load.sessions` sessions, at most `load.concurrency` at
 /// once, each closed as `load.close` says; returns once every session is
 /// closed (leakbench holds no connection to the target afterwards).
+///
+/// Every network wait is bounded by `load.step_timeout`, and the cycle as a
+/// whole by [`cycle_bound`]: sessions still open then are dropped (their
+/// sockets closed) and counted as `timeout`.
 pub async fn run_cycle(target: &Target, load: &Load) -> CycleLoad {
-    let _ = (target, load, Duration::ZERO);
-    unimplemented!("load engine")
+    let start = Instant::now();
+    let stats = match prepare(target, load).await {
+        Ok(plan) => match target.transport {
+            Wire::WebSocket => {
+                let ws = ws::Ws::new(target.url.clone(), &load.steps, load.step_timeout);
+                run_shards(ws, plan, load).await
+            }
+            Wire::Http => {
+                match http::Http::new(&target.url, &load.method, load.requests, load.step_timeout) {
+                    Ok(http) => run_shards(http, plan, load).await,
+                    Err(message) => all_failed(load, Stage::Handshake, message),
+                }
+            }
+        },
+        Err(message) => all_failed(load, Stage::Connect, message),
+    };
+    stats.into_cycle(start.elapsed())
+}
+
+/// Resolves the target once per cycle, so sessions connect to an address.
+async fn prepare(target: &Target, load: &Load) -> Result<SessionPlan, String> {
+    let host = target.url.host().ok_or("the URL has no host")?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let port = target.url.port_u16().unwrap_or(80);
+    let mut addrs = tokio::time::timeout(load.step_timeout, tokio::net::lookup_host((host, port)))
+        .await
+        .map_err(|_| format!("resolving {host} took longer than {:?}", load.step_timeout))?
+        .map_err(|e| format!("cannot resolve {host}: {e}"))?;
+    let addr: SocketAddr = addrs
+        .next()
+        .ok_or_else(|| format!("{host} resolves to no address"))?;
+    Ok(SessionPlan {
+        addr,
+        step_timeout: load.step_timeout,
+        hold: load.hold,
+        ending: load.close.into(),
+    })
+}
+
+/// Every session of the cycle failed before one could start.
+fn all_failed(load: &Load, stage: Stage, message: String) -> Stats {
+    let mut stats = Stats::new(load.step_timeout);
+    let failure = Failure::new(Cause::Io, stage, Detail::Io(std::io::Error::other(message)));
+    for _ in 0..load.sessions {
+        stats.started();
+    }
+    stats.failed(&failure, u64::from(load.sessions));
+    stats
+}
+
+/// Longest a cycle may take: every session's network waits at their bound,
+/// plus its hold, times the waves of sessions the concurrency allows, plus
+/// one step timeout of slack. Reaching it means something is not bounded as
+/// it should be; it is a backstop, not a policy.
+pub fn cycle_bound(load: &Load) -> Duration {
+    // connect + handshake + close handshake + FIN wait, then steps/requests.
+    let waits = 4 + load.steps.len() as u64 + u64::from(load.requests);
+    let session = load
+        .step_timeout
+        .saturating_mul(u32::try_from(waits).unwrap_or(u32::MAX))
+        .saturating_add(load.hold);
+    let waves = u64::from(load.sessions).div_ceil(u64::from(load.concurrency.max(1)));
+    session
+        .saturating_mul(u32::try_from(waves).unwrap_or(u32::MAX))
+        .saturating_add(load.step_timeout)
+}
+
+/// What the shards of one cycle share.
+struct Cycle<T> {
+    transport: T,
+    plan: SessionPlan,
+    sessions: u64,
+    next: AtomicU64,
+    deadline: Instant,
+}
+
+impl<T> Cycle<T> {
+    /// Claims the next session to run, if any are left.
+    fn claim(&self) -> bool {
+        self.next
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                (n < self.sessions).then_some(n + 1)
+            })
+            .is_ok()
+    }
+}
+
+async fn run_shards<T: Transport>(transport: T, plan: SessionPlan, load: &Load) -> Stats {
+    let concurrency = load.concurrency.max(1) as usize;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let shards = concurrency.min(cores * SHARDS_PER_CORE);
+    // Far enough never to matter is still finite: Instant + Duration::MAX panics.
+    let bound = cycle_bound(load).min(Duration::from_secs(7 * 24 * 3600));
+    let cycle = Arc::new(Cycle {
+        transport,
+        plan,
+        sessions: u64::from(load.sessions),
+        next: AtomicU64::new(0),
+        deadline: Instant::now() + bound,
+    });
+    let mut tasks = tokio::task::JoinSet::new();
+    for shard in 0..shards {
+        // Spread the slots: the first `concurrency % shards` get one more.
+        let slots = concurrency / shards + usize::from(shard < concurrency % shards);
+        tasks.spawn(run_shard(Arc::clone(&cycle), slots, load.step_timeout));
+    }
+    let mut total = Stats::new(load.step_timeout);
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok(stats) => total.merge(stats),
+            // A panicking session is a bug; the sessions it ran are lost.
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(_) => {}
+        }
+    }
+    total
+}
+
+/// One shard: keeps up to `slots` sessions running, claiming new ones as
+/// others end, until none are left or the cycle's deadline passes.
+async fn run_shard<T: Transport>(cycle: Arc<Cycle<T>>, slots: usize, longest: Duration) -> Stats {
+    let rec = Recorder::new(Stats::new(longest));
+    let work = async {
+        let mut running = FuturesUnordered::new();
+        loop {
+            while running.len() < slots && cycle.claim() {
+                running.push(async {
+                    rec.with(Stats::started);
+                    match session::run(&cycle.transport, &cycle.plan, &rec).await {
+                        Ok(()) => rec.with(Stats::completed),
+                        Err(failure) => rec.with(|s| s.failed(&failure, 1)),
+                    }
+                });
+            }
+            if running.next().await.is_none() {
+                break;
+            }
+        }
+    };
+    let finished = tokio::time::timeout_at(cycle.deadline, work).await.is_ok();
+    // The `work` future is gone here: every socket it held is closed.
+    let mut stats = rec.into_inner();
+    if !finished {
+        let open = stats.open();
+        if open > 0 {
+            let failure = Failure::new(
+                Cause::Timeout,
+                Stage::Deadline,
+                Detail::Note("session still open when the cycle's time bound passed"),
+            );
+            stats.failed(&failure, open);
+        }
+    }
+    stats
 }

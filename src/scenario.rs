@@ -330,11 +330,13 @@ impl Validator<'_> {
     }
 
     fn scenario(&self, file: FileScenario) -> Result<Scenario, ScenarioError> {
-        let dir = self
-            .path
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| PathBuf::from("."));
+        // Absolute, so that a started target's program and working
+        // directory mean the same thing whatever its cwd.
+        let parent = match self.path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        let dir = std::path::absolute(parent).unwrap_or_else(|_| parent.to_path_buf());
         let name = file.name.unwrap_or_else(|| {
             self.path
                 .file_stem()

@@ -221,9 +221,16 @@ impl Session<'_> {
         self.wait_ready().await?;
 
         let floors = floors(s);
+        // Each warm-up but the last settles on its own; the last one's
+        // settle is the baseline's quiet wait, which also measures idle noise.
+        let mut last_warmup = None;
         for i in 1..=load.warmup {
             self.phase_name = format!("warm-up {i}/{}", load.warmup);
             let l = self.cycle().await?;
+            if i == load.warmup {
+                last_warmup = Some(l);
+                break;
+            }
             let goal = Goal {
                 baseline: None,
                 quiet: Some(BASELINE_QUIET),
@@ -246,6 +253,15 @@ impl Session<'_> {
             timeout: s.settle.timeout,
         };
         let idle = self.settle(goal, &floors).await?;
+        if let Some(l) = last_warmup {
+            self.phases.push(Phase {
+                kind: "warmup",
+                index: load.warmup,
+                load: l,
+                settle: idle.clone(),
+                measured: None,
+            });
+        }
         let tolerance = Tolerance {
             goroutines: floors.goroutines.max(NOISE_FACTOR * idle.noise.goroutines),
             heap_bytes: floors.heap_bytes.max(NOISE_FACTOR * idle.noise.heap_bytes),
@@ -390,7 +406,8 @@ impl Session<'_> {
         }
         let suspects = match (&self.baseline, &self.last) {
             (Some(b), Some(l)) if status == Status::Complete => {
-                attribute(b, l, &self.signals, load.cycles, load.sessions)
+                let tolerance = self.tolerance.unwrap_or(floors(s));
+                attribute(b, l, &self.signals, &tolerance, load.cycles, load.sessions)
             }
             _ => Vec::new(),
         };
@@ -667,10 +684,16 @@ fn judge_all(
 }
 
 /// Suspects, the kinds whose signals did not pass first.
+///
+/// A suspect must hold a share worth reading: goroutine stacks at least the
+/// goroutine tolerance, heap sites at least a quarter of the heap tolerance
+/// and 1% of the heap's growth (the probe's own connection and sampling
+/// noise stay out).
 fn attribute(
     base: &Snapshot,
     last: &Snapshot,
     signals: &[SignalVerdict],
+    tolerance: &Tolerance,
     cycles: u32,
     sessions: u32,
 ) -> Vec<Suspect> {
@@ -696,6 +719,16 @@ fn attribute(
         (Ok(b), Ok(a)) if heap_grew || goroutines_grew => suspects::heap(&b, &a, cycles, sessions),
         _ => Vec::new(),
     };
+    let growth = |s: &Suspect| (s.after - s.base) as f64;
+    let g = g
+        .into_iter()
+        .filter(|s| growth(s) >= tolerance.goroutines.max(1.0));
+    let heap_growth = signals
+        .iter()
+        .find(|s| s.name == "heap_bytes")
+        .map_or(0.0, |s| s.growth);
+    let min_heap = (tolerance.heap_bytes / 4.0).max(0.01 * heap_growth);
+    let h = h.into_iter().filter(|s| growth(s) >= min_heap);
     if heap_grew && !goroutines_grew {
         out.extend(h);
         out.extend(g);

@@ -123,8 +123,8 @@ where
             let (g, tx, fut) = (Arc::clone(&g), tx.clone(), conn(stream, n));
             tokio::spawn(async move {
                 let seen = fut.await;
-                // Count the connection closed before our side's FIN goes out:
-                // a graceful client waits for that FIN.
+                // The stream is gone with `fut`; count it down before the
+                // report, so a test holding all reports sees zero open.
                 g.down();
                 let _ = tx.send(seen);
             });
@@ -257,10 +257,11 @@ async fn ws_echo_runs_every_session_within_concurrency() {
     assert_eq!(load.round_trip.count, 50);
     assert!(load.round_trip.p50_us > 0 && load.round_trip.max_us >= load.round_trip.p99_us);
     assert_eq!(load.request.count, 0);
-    // Graceful sessions end only after the server has let go.
+    // Every connection has ended on the server's side too (each report is
+    // sent after its connection was counted down).
+    assert_eq!(server.reports(50).await.len(), 50);
     assert_eq!(server.gauge.open(), 0);
     assert!(server.gauge.max.load(Ordering::SeqCst) <= 10);
-    assert_eq!(server.reports(50).await.len(), 50);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -304,10 +305,10 @@ async fn http_requests_share_one_connection_then_fin() {
     assert_eq!(load.request.count, 18);
     assert_eq!(load.handshake.count, 18);
     assert_eq!(load.connect.count, 6);
-    assert_eq!(server.gauge.open(), 0);
     for seen in server.reports(6).await {
         assert_eq!((seen.requests, seen.end), (3, End::Eof));
     }
+    assert_eq!(server.gauge.open(), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

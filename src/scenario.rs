@@ -114,6 +114,10 @@ pub struct Load {
     pub method: String,
     /// Websocket only: what each session does after the handshake.
     pub steps: Vec<Step>,
+    /// Extra request headers: on the websocket upgrade, or on every HTTP
+    /// request. Values may come from `${VAR}`; Authorization, Cookie and
+    /// Proxy-Authorization values are secrets.
+    pub headers: Vec<(http::HeaderName, http::HeaderValue)>,
     /// Bound on each expect step, request and connection attempt.
     pub step_timeout: Duration,
     /// Share of failed sessions above which the load is judged not to have
@@ -239,6 +243,8 @@ struct FileLoad {
     max_failure_ratio: Option<f64>,
     #[serde(default)]
     steps: Vec<FileStep>,
+    #[serde(default)]
+    headers: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -588,6 +594,17 @@ impl Validator<'_> {
                 "applies to websocket targets only; an http session uses `requests`",
             ));
         }
+        let mut headers = Vec::with_capacity(file.headers.len());
+        for (name, value) in &file.headers {
+            let key = format!("load.headers.{name}");
+            let header = http::HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| self.invalid(&key, "is not a valid HTTP header name"))?;
+            let value = self.expand(&key, value)?;
+            let value = http::HeaderValue::from_str(&value).map_err(|_| {
+                self.invalid(&key, "value has characters not allowed in an HTTP header")
+            })?;
+            headers.push((header, value));
+        }
         let method = file.method.unwrap_or_else(|| "GET".to_owned());
         if transport == Transport::WebSocket && method != "GET" {
             return Err(self.invalid("load.method", "applies to http(s) targets only"));
@@ -605,6 +622,7 @@ impl Validator<'_> {
             requests,
             method,
             steps,
+            headers,
             step_timeout,
             max_failure_ratio,
         })
@@ -788,6 +806,23 @@ mod tests {
         );
         assert!(parse("[target]\nurl = \"http://[::1]:8080/x\"\n[load]\nsessions = 1").is_ok());
         assert!(parse("[target]\nurl = \"http://127.0.0.2:8080/x\"\n[load]\nsessions = 1").is_ok());
+    }
+
+    #[test]
+    fn headers_are_validated_and_expanded() {
+        // SAFETY: test-only variable name nothing else reads.
+        unsafe { std::env::set_var("LEAKBENCH_TEST_TOKEN", "abc") };
+        let s = parse(
+            "[target]\nurl = \"http://127.0.0.1:1/\"\n[load]\nsessions = 1\nheaders = { Authorization = \"Bearer ${LEAKBENCH_TEST_TOKEN}\" }",
+        )
+        .unwrap();
+        assert_eq!(s.load.headers.len(), 1);
+        assert_eq!(s.load.headers[0].0, http::header::AUTHORIZATION);
+        assert_eq!(s.load.headers[0].1, "Bearer abc");
+        let e = err(
+            "[target]\nurl = \"http://127.0.0.1:1/\"\n[load]\nsessions = 1\nheaders = { \"Bad Name\" = \"x\" }",
+        );
+        assert!(e.contains("load.headers.Bad Name"), "{e}");
     }
 
     #[test]

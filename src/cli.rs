@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
-use crate::report::{Render, json::Json, junit::Junit, markdown::Markdown, text::Text};
+use crate::report::{Render, html::Html, json::Json, junit::Junit, markdown::Markdown, text::Text};
 use crate::run::{self, RunOptions};
 use crate::scenario::Scenario;
 
@@ -61,9 +61,9 @@ pub fn execute(cli: Cli) -> Result<ExitCode> {
                 .context("starting the async runtime")?;
             let outcome = runtime.block_on(run::run(&scenario, &options))?;
             let report = &outcome.report;
-            print!("{}", Text.render(report));
+            print!("{}", Text::detect().render(report));
             if let Some(dir) = &options.out {
-                let formats: [&dyn Render; 3] = [&Json, &Junit, &Markdown];
+                let formats: [&dyn Render; 4] = [&Json, &Junit, &Markdown, &Html];
                 for format in formats {
                     let path = dir.join(format.file_name());
                     std::fs::write(&path, format.render(report))

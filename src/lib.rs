@@ -11,6 +11,7 @@ pub mod load;
 pub mod pprof;
 pub mod probe;
 pub mod procfs;
+pub mod progress;
 pub mod report;
 pub mod run;
 pub mod scenario;

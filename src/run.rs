@@ -13,6 +13,7 @@ use anyhow::{Context, Result, bail};
 use crate::load::{self, CycleLoad};
 use crate::pprof;
 use crate::probe::{Counters, Probe, ProbeError, Snapshot};
+use crate::progress::{Mode, Progress};
 use crate::report::{Phase, Report, SCHEMA, TimelinePoint};
 use crate::scenario::Scenario;
 use crate::settle::{self, BASELINE_QUIET, CYCLE_QUIET, Ending, Goal, Settled, Tolerance};
@@ -48,23 +49,6 @@ pub enum RunError {
         /// Last lines of it.
         tail: String,
     },
-}
-
-struct Progress {
-    quiet: bool,
-    start: Instant,
-}
-
-impl Progress {
-    fn line(&self, text: impl AsRef<str>) {
-        if !self.quiet {
-            eprintln!(
-                "[{:>6.1}s] {}",
-                self.start.elapsed().as_secs_f64(),
-                text.as_ref()
-            );
-        }
-    }
 }
 
 /// How a run ended.
@@ -106,10 +90,7 @@ impl Outcome {
 /// come back as an [`Outcome`] with a partial report.
 pub async fn run(scenario: &Scenario, options: &RunOptions) -> Result<Outcome> {
     let start = Instant::now();
-    let progress = Progress {
-        quiet: options.quiet,
-        start,
-    };
+    let progress = Progress::new(Mode::detect(options.quiet), start);
     if let Some(out) = &options.out {
         std::fs::create_dir_all(out)
             .with_context(|| format!("creating output folder {}", out.display()))?;
@@ -226,6 +207,10 @@ impl Session<'_> {
         let mut last_warmup = None;
         for i in 1..=load.warmup {
             self.phase_name = format!("warm-up {i}/{}", load.warmup);
+            self.progress.phase(
+                &self.phase_name,
+                format!("{} sessions (unmeasured)", load.sessions),
+            );
             let l = self.cycle().await?;
             if i == load.warmup {
                 last_warmup = Some(l);
@@ -247,6 +232,8 @@ impl Session<'_> {
         }
 
         self.phase_name = "baseline".to_owned();
+        self.progress
+            .phase(&self.phase_name, "waiting for the target to hold still");
         let goal = Goal {
             baseline: None,
             quiet: Some(BASELINE_QUIET),
@@ -286,6 +273,8 @@ impl Session<'_> {
 
         for k in 1..=load.cycles {
             self.phase_name = format!("cycle {k}/{}", load.cycles);
+            self.progress
+                .phase(&self.phase_name, format!("{} sessions", load.sessions));
             let l = self.cycle().await?;
             let goal = Goal {
                 baseline: Some(&base),
@@ -335,6 +324,8 @@ impl Session<'_> {
             // for a while and then frees it. Wait the full timeout once more,
             // stopping only if the target gets back to baseline.
             self.phase_name = "final settle".to_owned();
+            self.progress
+                .phase(&self.phase_name, "waiting for a late release");
             self.progress.line(format!(
                 "growth seen; waiting up to {:.0} s for a late release before judging",
                 s.settle.timeout.as_secs_f64()
@@ -417,6 +408,7 @@ impl Session<'_> {
             status,
             name: s.name.clone(),
             scenario: s.path.display().to_string(),
+            scenario_text: std::fs::read_to_string(&s.path).ok(),
             url: s.target.url.to_string(),
             pprof: s.target.pprof.to_string(),
             verdict,
@@ -495,7 +487,12 @@ impl Session<'_> {
         let start = self.progress.start;
         let phase = self.phase_name.clone();
         let timeline = &mut self.timeline;
+        let progress = &self.progress;
+        let mut polls = 0;
+        self.progress.phase(&phase, "settling");
         let result = settle::settle(&mut self.probe, goal, tolerance, |c| {
+            polls += 1;
+            progress.settle_poll(polls, c, goal.baseline);
             timeline.push(TimelinePoint {
                 t_s: start.elapsed().as_secs_f64(),
                 phase: phase.clone(),

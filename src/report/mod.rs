@@ -1,16 +1,19 @@
 //! Reports: the run's result as one serializable [`Report`], rendered by one
 //! module per format behind the [`Render`] trait.
 
+pub mod html;
 pub mod json;
 pub mod junit;
 pub mod markdown;
+pub mod sample;
+mod svg;
 pub mod text;
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::load::CycleLoad;
+use crate::load::{CycleLoad, LatencySummary};
 use crate::probe::Counters;
 use crate::run::Status;
 use crate::settle::{Settled, Tolerance};
@@ -33,6 +36,10 @@ pub struct Report {
     pub name: String,
     /// Scenario file.
     pub scenario: String,
+    /// The scenario file's text as it was when the run ended (absent if it
+    /// could not be read back), so a report says exactly what ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scenario_text: Option<String>,
     /// The URL sessions went to.
     pub url: String,
     /// The pprof base URL probed.
@@ -99,4 +106,131 @@ pub trait Render {
     fn file_name(&self) -> &'static str;
     /// The rendered report.
     fn render(&self, report: &Report) -> String;
+}
+
+/// The unit of a suspect's figures: bytes for heap sites, a count for goroutines.
+pub fn suspect_unit(s: &Suspect) -> &'static str {
+    if s.kind == "heap" { "bytes" } else { "count" }
+}
+
+/// A suspect's stack for reading: at most `max` lines, leaf first, keeping
+/// the frame to look at ([`Suspect::function`]) and its caller in view and
+/// saying how many frames were left out.
+pub fn trimmed_frames(s: &Suspect, max: usize) -> Vec<String> {
+    let frames = &s.frames;
+    let max = max.max(4);
+    if frames.len() <= max {
+        return frames.clone();
+    }
+    let focus = frames.iter().position(|f| *f == s.function).unwrap_or(0);
+    let mut out = Vec::with_capacity(max + 2);
+    if focus + 2 < max {
+        out.extend(frames[..max - 1].iter().cloned());
+    } else {
+        // Two leaf frames (usually the wait), then a window around the focus.
+        out.extend(frames[..2].iter().cloned());
+        let from = focus - 1;
+        out.push(format!("... {} frames ...", from - 2));
+        out.extend(
+            frames[from..(from + max - 3).min(frames.len())]
+                .iter()
+                .cloned(),
+        );
+    }
+    let shown = out.iter().filter(|l| !l.starts_with("... ")).count();
+    let hidden_before: usize = out
+        .iter()
+        .filter_map(|l| l.strip_prefix("... "))
+        .filter_map(|l| l.split(' ').next()?.parse::<usize>().ok())
+        .sum();
+    let rest = frames.len() - shown - hidden_before;
+    if rest > 0 {
+        out.push(format!("... {rest} more frames"));
+    }
+    out
+}
+
+/// Which latency a report shows per cycle: the first kind any cycle measured,
+/// in order of how much it says about the session (round trip, request,
+/// handshake, connect).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LatencyKind {
+    /// Websocket send to expected reply.
+    RoundTrip,
+    /// HTTP request to the end of its body.
+    Request,
+    /// Websocket upgrade, or HTTP time to the response head.
+    Handshake,
+    /// TCP connect.
+    Connect,
+}
+
+impl LatencyKind {
+    /// The name shown to people.
+    pub fn label(self) -> &'static str {
+        match self {
+            LatencyKind::RoundTrip => "round trip",
+            LatencyKind::Request => "request",
+            LatencyKind::Handshake => "handshake",
+            LatencyKind::Connect => "connect",
+        }
+    }
+
+    /// This kind's percentiles in one cycle.
+    pub fn of(self, l: &CycleLoad) -> &LatencySummary {
+        match self {
+            LatencyKind::RoundTrip => &l.round_trip,
+            LatencyKind::Request => &l.request,
+            LatencyKind::Handshake => &l.handshake,
+            LatencyKind::Connect => &l.connect,
+        }
+    }
+}
+
+/// The latency kind to show for `r`.
+pub fn latency_kind(r: &Report) -> LatencyKind {
+    [
+        LatencyKind::RoundTrip,
+        LatencyKind::Request,
+        LatencyKind::Handshake,
+    ]
+    .into_iter()
+    .find(|k| r.phases.iter().any(|p| k.of(&p.load).count > 0))
+    .unwrap_or(LatencyKind::Connect)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The checked-in schema names the layout this build writes.
+    #[test]
+    fn schema_file_matches_layout_version() {
+        let schema: serde_json::Value =
+            serde_json::from_str(include_str!("../../schema/report.v1.schema.json"))
+                .expect("schema is JSON");
+        assert_eq!(schema["$id"], format!("urn:{SCHEMA}"));
+        assert_eq!(schema["properties"]["schema"]["const"], SCHEMA);
+        let version = SCHEMA.rsplit('/').next().expect("a version");
+        assert_eq!(version, "v1", "rename schema/report.{version}.schema.json");
+    }
+
+    #[test]
+    fn trimmed_frames_keep_the_focus_in_view() {
+        let mut s = sample::leaking_report().suspects.remove(0);
+        s.frames = (0..30).map(|i| format!("f{i}")).collect();
+        s.function = "f20".to_owned();
+        let lines = trimmed_frames(&s, 8);
+        assert!(lines.len() <= 9, "{lines:?}");
+        assert!(lines.contains(&"f20".to_owned()), "{lines:?}");
+        assert!(lines.contains(&"f19".to_owned()), "{lines:?}");
+        assert_eq!(lines[2], "... 17 frames ...");
+        assert_eq!(lines.last().map(String::as_str), Some("... 6 more frames"));
+        s.function = "f3".to_owned();
+        let lines = trimmed_frames(&s, 8);
+        assert_eq!(lines[..7], s.frames[..7]);
+        assert_eq!(lines[7], "... 23 more frames");
+        s.frames.truncate(5);
+        assert_eq!(trimmed_frames(&s, 8), s.frames);
+    }
 }

@@ -1,17 +1,67 @@
-//! The terminal summary: verdict first, then each signal, then the suspects.
+//! The terminal summary: verdict banner, one row per signal, the suspects
+//! with trimmed stacks, then one row per cycle (sessions, failures, settle,
+//! latency percentiles) and the failures by cause.
+//!
+//! Colour only when asked for ([`Text::detect`]: stdout is a terminal and
+//! `NO_COLOR` is unset); the layout is the same either way, so CI logs and
+//! tests see exactly what a terminal shows, minus the escape codes.
 
+use std::collections::BTreeMap;
 use std::fmt::Write;
+use std::io::IsTerminal;
 
-use super::{Render, Report};
+use super::{Render, Report, latency_kind, suspect_unit, trimmed_frames};
 use crate::verdict::{Verdict, format_per_session, format_value};
 
 /// Frames shown per suspect before the rest are elided.
-const FRAMES_SHOWN: usize = 8;
+pub const FRAMES_SHOWN: usize = 8;
 /// Suspects shown in the terminal (report.json keeps them all).
 const SUSPECTS_SHOWN: usize = 5;
 
+const RED: &str = "1;31";
+const GREEN: &str = "1;32";
+const YELLOW: &str = "1;33";
+const BOLD: &str = "1";
+const DIM: &str = "2";
+
 /// Plain-text summary for a terminal or a CI log.
-pub struct Text;
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Text {
+    /// Use ANSI colours.
+    pub color: bool,
+}
+
+impl Text {
+    /// No colour: for files, pipes and tests.
+    pub fn plain() -> Text {
+        Text { color: false }
+    }
+
+    /// Colour when stdout is a terminal and `NO_COLOR` is unset or empty
+    /// (see no-color.org).
+    pub fn detect() -> Text {
+        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        Text {
+            color: !no_color && std::io::stdout().is_terminal(),
+        }
+    }
+
+    fn paint(&self, text: &str, code: &str) -> String {
+        if self.color {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_owned()
+        }
+    }
+
+    fn verdict_colour(v: Verdict) -> &'static str {
+        match v {
+            Verdict::Pass => GREEN,
+            Verdict::Leak => RED,
+            Verdict::Inconclusive => YELLOW,
+        }
+    }
+}
 
 impl Render for Text {
     fn file_name(&self) -> &'static str {
@@ -20,13 +70,14 @@ impl Render for Text {
 
     fn render(&self, r: &Report) -> String {
         let mut o = String::new();
-        let banner = match r.verdict {
-            Verdict::Pass => "PASS",
-            Verdict::Leak => "LEAK",
-            Verdict::Inconclusive => "INCONCLUSIVE",
-        };
+        let banner = r.verdict.as_str().to_uppercase();
         let first = r.reasons.first().map(String::as_str).unwrap_or("");
-        let _ = writeln!(o, "{banner}  {}: {first}", r.name);
+        let _ = writeln!(
+            o,
+            "{}  {}: {first}",
+            self.paint(&banner, Self::verdict_colour(r.verdict)),
+            r.name
+        );
         for reason in r.reasons.iter().skip(1) {
             let _ = writeln!(o, "      {reason}");
         }
@@ -35,23 +86,42 @@ impl Render for Text {
             "  {} · {} sessions × {} cycles (+{} warm-up) · {:.1} s",
             r.url, r.sessions, r.cycles, r.warmup, r.duration_s
         );
+        self.signals(&mut o, r);
+        self.suspects(&mut o, r);
+        self.cycles(&mut o, r);
+        if !r.profiles.is_empty() {
+            let _ = writeln!(
+                o,
+                "\n  {} {}",
+                self.paint("profiles:", DIM),
+                r.profiles.values().cloned().collect::<Vec<_>>().join(", ")
+            );
+        }
+        o
+    }
+}
 
+impl Text {
+    fn signals(&self, o: &mut String, r: &Report) {
+        if r.signals.is_empty() {
+            return;
+        }
         let _ = writeln!(o);
         let mut header = format!("  {:<14}{:>12}", "signal", "baseline");
         for k in 1..=r.cycles {
             let _ = write!(header, "{:>12}", format!("cycle {k}"));
         }
         let _ = write!(header, "{:>14}  verdict", "per session");
-        let _ = writeln!(o, "{header}");
+        let _ = writeln!(o, "{}", self.paint(&header, BOLD));
         for s in &r.signals {
             let mut row = format!("  {:<14}{:>12}", s.name, format_value(s.baseline, s.unit));
             for v in &s.cycles {
                 let _ = write!(row, "{:>12}", format_value(*v, s.unit));
             }
             let verdict = if s.decides {
-                s.verdict.as_str().to_owned()
+                self.paint(s.verdict.as_str(), Self::verdict_colour(s.verdict))
             } else {
-                "(shown only)".to_owned()
+                self.paint("(shown only)", DIM)
             };
             let _ = write!(
                 row,
@@ -67,110 +137,185 @@ impl Render for Text {
         {
             let _ = writeln!(o, "  {}: {}", s.name, s.reason);
         }
+    }
 
-        if !r.suspects.is_empty() {
-            let _ = writeln!(o, "\n  suspects (most significant first)");
-            for (i, s) in r.suspects.iter().take(SUSPECTS_SHOWN).enumerate() {
-                let unit = if s.kind == "heap" { "bytes" } else { "count" };
-                let growth = format_value((s.after - s.base) as f64, unit);
-                let state = s
-                    .state
-                    .as_deref()
-                    .map(|st| format!(" [{st}]"))
-                    .unwrap_or_default();
-                let _ = writeln!(
-                    o,
-                    "  {}. {:<9} +{growth} ({}/cycle, {}/session){state}  {}",
-                    i + 1,
-                    s.kind,
-                    format_value(s.per_cycle.round(), unit),
-                    format_per_session(s.per_session, unit),
-                    s.function
-                );
-                for f in s.frames.iter().take(FRAMES_SHOWN) {
-                    let _ = writeln!(o, "        {f}");
-                }
-                if s.frames.len() > FRAMES_SHOWN {
-                    let _ = writeln!(
-                        o,
-                        "        ... {} more frames",
-                        s.frames.len() - FRAMES_SHOWN
-                    );
-                }
-                if let Some(c) = &s.created_by {
-                    let _ = writeln!(o, "        created by {c}");
-                }
-                if let Some(h) = &s.hint {
-                    let _ = writeln!(o, "        hint: {h}");
-                }
+    fn suspects(&self, o: &mut String, r: &Report) {
+        if r.suspects.is_empty() {
+            return;
+        }
+        let _ = writeln!(
+            o,
+            "\n  {}",
+            self.paint("suspects (most significant first)", BOLD)
+        );
+        for (i, s) in r.suspects.iter().take(SUSPECTS_SHOWN).enumerate() {
+            let unit = suspect_unit(s);
+            let growth = format_value((s.after - s.base) as f64, unit);
+            let state = s
+                .state
+                .as_deref()
+                .map(|st| format!(" [{st}]"))
+                .unwrap_or_default();
+            let _ = writeln!(
+                o,
+                "  {}. {:<9} +{growth} ({}/cycle, {}/session){state}  {}",
+                i + 1,
+                s.kind,
+                format_value(s.per_cycle.round(), unit),
+                format_per_session(s.per_session, unit),
+                self.paint(&s.function, BOLD)
+            );
+            for line in trimmed_frames(s, FRAMES_SHOWN) {
+                let _ = writeln!(o, "        {line}");
             }
-            if r.suspects.len() > SUSPECTS_SHOWN {
-                let _ = writeln!(
-                    o,
-                    "  ... {} more in report.json",
-                    r.suspects.len() - SUSPECTS_SHOWN
-                );
+            if let Some(c) = &s.created_by {
+                let _ = writeln!(o, "        created by {c}");
+            }
+            if let Some(h) = &s.hint {
+                let _ = writeln!(o, "        hint: {h}");
             }
         }
+        if r.suspects.len() > SUSPECTS_SHOWN {
+            let _ = writeln!(
+                o,
+                "  ... {} more in report.json",
+                r.suspects.len() - SUSPECTS_SHOWN
+            );
+        }
+    }
 
-        let _ = writeln!(o, "\n  cycles");
+    fn cycles(&self, o: &mut String, r: &Report) {
+        if r.phases.is_empty() {
+            return;
+        }
+        let kind = latency_kind(r);
+        let _ = writeln!(o);
+        let header = format!(
+            "  {:<11}{:>8}{:>8}{:>9}  {:<16}{:>9}{:>9}{:>9}{:>9}",
+            "cycle", "ok", "failed", "load", "settled", "p50", "p90", "p99", "max"
+        );
+        let _ = writeln!(
+            o,
+            "{}  {}",
+            self.paint(&header, BOLD),
+            self.paint(&format!("({} latency)", kind.label()), DIM)
+        );
+        let mut causes: BTreeMap<&str, u64> = BTreeMap::new();
         for p in &r.phases {
             let l = &p.load;
-            let lat = if l.round_trip.count > 0 {
-                format!(
-                    "round trip p50 {} p99 {}",
-                    us(l.round_trip.p50_us),
-                    us(l.round_trip.p99_us)
-                )
-            } else if l.request.count > 0 {
-                format!(
-                    "request p50 {} p99 {}",
-                    us(l.request.p50_us),
-                    us(l.request.p99_us)
-                )
+            let lat = kind.of(l);
+            let name = if p.kind == "warmup" {
+                format!("warm-up {}", p.index)
             } else {
-                format!(
-                    "connect p50 {} p99 {}",
-                    us(l.connect.p50_us),
-                    us(l.connect.p99_us)
-                )
+                format!("cycle {}", p.index)
             };
-            let failures = if l.failed == 0 {
-                String::new()
+            let settled = format!("{:?} {:.1} s", p.settle.ending, p.settle.seconds).to_lowercase();
+            let failed = format!("{:>8}", l.failed);
+            let failed = if l.failed > 0 {
+                self.paint(&failed, YELLOW)
             } else {
-                let causes: Vec<String> =
-                    l.failures.iter().map(|(k, v)| format!("{k} {v}")).collect();
-                format!(" ({})", causes.join(", "))
+                failed
             };
             let _ = writeln!(
                 o,
-                "  {:<8}{:>2}  {} ok, {} failed{failures} in {:.2} s; {lat}; settled ({:?}) in {:.1} s",
-                p.kind,
-                p.index,
+                "  {name:<11}{:>8}{failed}{:>9}  {settled:<16}{:>9}{:>9}{:>9}{:>9}",
                 l.completed,
-                l.failed,
-                l.elapsed_s,
-                p.settle.ending,
-                p.settle.seconds
+                format!("{:.2} s", l.elapsed_s),
+                us(lat.p50_us),
+                us(lat.p90_us),
+                us(lat.p99_us),
+                us(lat.max_us),
             );
+            for (cause, n) in &l.failures {
+                *causes.entry(cause).or_default() += n;
+            }
         }
-        if !r.profiles.is_empty() {
+        if !causes.is_empty() {
+            let list: Vec<String> = causes.iter().map(|(k, v)| format!("{k} {v}")).collect();
             let _ = writeln!(
                 o,
-                "\n  profiles: {}",
-                r.profiles.values().cloned().collect::<Vec<_>>().join(", ")
+                "  {} {}",
+                self.paint("failures by cause:", YELLOW),
+                list.join(", ")
             );
+            let examples: Vec<&String> = r
+                .phases
+                .iter()
+                .flat_map(|p| &p.load.failure_examples)
+                .take(3)
+                .collect();
+            for e in examples {
+                let _ = writeln!(o, "    e.g. {e}");
+            }
         }
-        o
     }
 }
 
-fn us(v: u64) -> String {
-    if v >= 1_000_000 {
+/// Microseconds as a short duration; `-` for none.
+pub fn us(v: u64) -> String {
+    if v == 0 {
+        "-".to_owned()
+    } else if v >= 1_000_000 {
         format!("{:.2}s", v as f64 / 1e6)
     } else if v >= 1000 {
         format!("{:.1}ms", v as f64 / 1000.0)
     } else {
         format!("{v}µs")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::sample::leaking_report;
+
+    #[test]
+    fn plain_summary_has_banner_signals_suspects_and_cycles() {
+        let text = Text::plain().render(&leaking_report());
+        assert!(!text.contains('\x1b'), "{text}");
+        assert!(text.starts_with("LEAK  chat <hub>: goroutines"), "{text}");
+        assert!(
+            text.lines()
+                .any(|l| l.trim_start().starts_with("goroutines") && l.ends_with("leak")),
+            "{text}"
+        );
+        assert!(text.contains("main.(*client).writePump"), "{text}");
+        assert!(text.contains("[chan receive]"), "{text}");
+        assert!(text.contains("(round trip latency)"), "{text}");
+        assert!(text.contains("failures by cause: timeout 2"), "{text}");
+        let cycle2 = text
+            .lines()
+            .find(|l| l.trim_start().starts_with("cycle 2"))
+            .expect("a row for cycle 2");
+        assert!(cycle2.contains("quiet 6.2 s"), "{cycle2}");
+        assert!(cycle2.contains("1.2ms"), "{cycle2}");
+    }
+
+    #[test]
+    fn colour_only_when_asked() {
+        let r = leaking_report();
+        let coloured = Text { color: true }.render(&r);
+        assert!(coloured.starts_with("\x1b[1;31mLEAK\x1b[0m"), "{coloured}");
+        // Same text once the escapes are gone.
+        let stripped = coloured
+            .split('\x1b')
+            .enumerate()
+            .map(|(i, part)| {
+                if i == 0 {
+                    part
+                } else {
+                    part.split_once('m').map_or(part, |(_, rest)| rest)
+                }
+            })
+            .collect::<String>();
+        assert_eq!(stripped, Text::plain().render(&r));
+    }
+
+    #[test]
+    fn durations_are_short() {
+        assert_eq!(us(0), "-");
+        assert_eq!(us(850), "850µs");
+        assert_eq!(us(1_250), "1.2ms");
+        assert_eq!(us(2_500_000), "2.50s");
     }
 }

@@ -1,0 +1,176 @@
+//! Progress of a run on stderr, in one of three modes chosen once at start:
+//!
+//! - **live** (stderr is a terminal): an indicatif spinner line redrawn in
+//!   place with the phase and, while settling, the goroutine count against
+//!   baseline; milestones are printed above it and stay in the scrollback;
+//! - **plain** (CI logs, pipes, `TERM=dumb`): one timestamped line per
+//!   milestone, nothing redrawn, nothing per settle poll;
+//! - **quiet** (`--quiet`): nothing; only the final summary is printed.
+//!
+//! Progress never goes to stdout, which carries the summary.
+
+use std::io::IsTerminal;
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::probe::Counters;
+use crate::verdict::format_value;
+
+/// How often the live line redraws by itself (spinner and elapsed time).
+const TICK: Duration = Duration::from_millis(120);
+
+/// How progress is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Redrawn status line on a terminal.
+    Live,
+    /// One line per milestone.
+    Plain,
+    /// Nothing.
+    Quiet,
+}
+
+impl Mode {
+    /// Live on a terminal (unless `TERM=dumb`), plain otherwise, quiet when asked.
+    pub fn detect(quiet: bool) -> Mode {
+        if quiet {
+            Mode::Quiet
+        } else if std::io::stderr().is_terminal()
+            && std::env::var_os("TERM").is_none_or(|t| t != "dumb")
+        {
+            Mode::Live
+        } else {
+            Mode::Plain
+        }
+    }
+}
+
+/// The run's progress reporter.
+pub struct Progress {
+    /// When the run started; every line and timeline point is relative to it.
+    pub start: Instant,
+    mode: Mode,
+    bar: Option<ProgressBar>,
+}
+
+impl Progress {
+    /// A reporter in `mode`, the clock starting at `start`.
+    pub fn new(mode: Mode, start: Instant) -> Progress {
+        let bar = (mode == Mode::Live).then(|| {
+            let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+            bar.set_style(
+                ProgressStyle::with_template("{spinner} [{elapsed:>4}] {prefix:.bold} {wide_msg}")
+                    .expect("the template is valid"),
+            );
+            bar.enable_steady_tick(TICK);
+            bar
+        });
+        Progress { start, mode, bar }
+    }
+
+    /// The mode in use.
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    /// A milestone: kept in the scrollback in live mode, one line in plain mode.
+    pub fn line(&self, text: impl AsRef<str>) {
+        let line = format!(
+            "[{:>6.1}s] {}",
+            self.start.elapsed().as_secs_f64(),
+            text.as_ref()
+        );
+        match (&self.bar, self.mode) {
+            (Some(bar), _) => bar.println(line),
+            (None, Mode::Plain) => eprintln!("{line}"),
+            _ => {}
+        }
+    }
+
+    /// A new phase begins (`warm-up 1/1`, `baseline`, `cycle 2/3`,
+    /// `final settle`), doing `what`. Live mode only: plain mode prints its
+    /// line when the phase has a result.
+    pub fn phase(&self, name: &str, what: impl Into<String>) {
+        if let Some(bar) = &self.bar {
+            bar.set_prefix(name.to_owned());
+            bar.set_message(what.into());
+        }
+    }
+
+    /// A settle poll saw `now`; `baseline` once it exists. Live mode only.
+    pub fn settle_poll(&self, polls: u32, now: &Counters, baseline: Option<&Counters>) {
+        if let Some(bar) = &self.bar {
+            bar.set_message(settle_message(polls, now, baseline));
+        }
+    }
+
+    /// Removes the live line, before the summary is printed.
+    pub fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
+/// The live line while settling: goroutines and heap against baseline.
+pub fn settle_message(polls: u32, now: &Counters, baseline: Option<&Counters>) -> String {
+    match baseline {
+        Some(b) => format!(
+            "settling (poll {polls}): {} goroutines (baseline {}, {:+}), heap {} (baseline {})",
+            now.goroutines,
+            b.goroutines,
+            now.goroutines as i64 - b.goroutines as i64,
+            format_value(now.heap_bytes as f64, "bytes"),
+            format_value(b.heap_bytes as f64, "bytes"),
+        ),
+        None => format!(
+            "waiting for the target to hold still (poll {polls}): {} goroutines, heap {}",
+            now.goroutines,
+            format_value(now.heap_bytes as f64, "bytes"),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quiet_wins_over_any_terminal() {
+        assert_eq!(Mode::detect(true), Mode::Quiet);
+    }
+
+    #[test]
+    fn settle_message_shows_goroutines_against_baseline() {
+        let base = Counters {
+            goroutines: 12,
+            heap_bytes: 300_000,
+            ..Counters::default()
+        };
+        let now = Counters {
+            goroutines: 212,
+            heap_bytes: 900_000,
+            ..Counters::default()
+        };
+        let m = settle_message(3, &now, Some(&base));
+        assert!(m.contains("212 goroutines (baseline 12, +200)"), "{m}");
+        assert!(m.contains("poll 3"), "{m}");
+        let m = settle_message(1, &now, None);
+        assert!(m.contains("212 goroutines"), "{m}");
+    }
+
+    #[test]
+    fn plain_and_quiet_have_no_live_line() {
+        let start = Instant::now();
+        assert!(Progress::new(Mode::Plain, start).bar.is_none());
+        assert!(Progress::new(Mode::Quiet, start).bar.is_none());
+        assert!(Progress::new(Mode::Live, start).bar.is_some());
+    }
+}

@@ -1,0 +1,237 @@
+//! A fixed, realistic [`Report`] of a leaking websocket run, built without a
+//! network: what the renderers' tests and the schema tests check against.
+//!
+//! Its text fields carry markup (`<hub>`, `&`, quotes) on purpose, so every
+//! format's escaping is exercised.
+
+use std::collections::BTreeMap;
+
+use super::{Phase, Report, SCHEMA, TimelinePoint};
+use crate::load::{CycleLoad, LatencySummary};
+use crate::probe::Counters;
+use crate::procfs::ProcStats;
+use crate::run::Status;
+use crate::settle::{Ending, Settled, Tolerance};
+use crate::suspects::Suspect;
+use crate::verdict::{self, Series, Verdict};
+
+const SESSIONS: u32 = 200;
+
+fn counters(goroutines: u64, heap_bytes: u64) -> Counters {
+    Counters {
+        goroutines,
+        heap_bytes,
+        heap_objects: heap_bytes / 64,
+        heap_inuse: heap_bytes + 400_000,
+        stack_bytes: goroutines * 8192,
+        sys_bytes: 12_000_000,
+        process: Some(ProcStats {
+            fds: 8,
+            sockets: 4,
+            pipes: 2,
+            other_fds: 2,
+            rss_bytes: 14_000_000,
+            threads: 7,
+        }),
+    }
+}
+
+fn latency(p50_us: u64) -> LatencySummary {
+    LatencySummary {
+        count: u64::from(SESSIONS),
+        p50_us,
+        p90_us: p50_us * 2,
+        p99_us: p50_us * 4,
+        p999_us: p50_us * 5,
+        max_us: p50_us * 6,
+    }
+}
+
+fn load(p50_us: u64, failed: u64) -> CycleLoad {
+    let mut failures = BTreeMap::new();
+    let mut failure_examples = Vec::new();
+    if failed > 0 {
+        failures.insert("timeout".to_owned(), failed);
+        failure_examples
+            .push("timeout at expect: no message containing \"hello\" within 10s".into());
+    }
+    CycleLoad {
+        started: u64::from(SESSIONS),
+        completed: u64::from(SESSIONS) - failed,
+        failed,
+        failures,
+        failure_examples,
+        connect: latency(90),
+        handshake: latency(300),
+        round_trip: latency(p50_us),
+        request: LatencySummary::default(),
+        elapsed_s: 0.42,
+    }
+}
+
+fn settled(ending: Ending, seconds: f64, last: Counters) -> Settled {
+    Settled {
+        ending,
+        seconds,
+        polls: 9,
+        last,
+        noise: Tolerance {
+            goroutines: 0.0,
+            heap_bytes: 1024.0,
+            heap_objects: 3.0,
+            fds: 0.0,
+        },
+        still_falling: false,
+    }
+}
+
+/// A complete report of a run that leaked one goroutine and about 9 KiB of
+/// heap per session over three cycles, with two timed-out sessions.
+pub fn leaking_report() -> Report {
+    let base = counters(12, 400_000);
+    let cycles = [
+        counters(212, 2_200_000),
+        counters(412, 4_000_000),
+        counters(612, 5_800_000),
+    ];
+    let tolerance = Tolerance {
+        goroutines: 2.0,
+        heap_bytes: 65_536.0,
+        heap_objects: 256.0,
+        fds: 2.0,
+    };
+    let series = |name, unit, decides, threshold, get: fn(&Counters) -> u64| Series {
+        name,
+        unit,
+        decides,
+        baseline: get(&base) as f64,
+        cycles: cycles.iter().map(|c| get(c) as f64).collect(),
+        threshold,
+        still_changing: false,
+    };
+    let signals = [
+        series("goroutines", "count", true, 2.0, |c| c.goroutines),
+        series("heap_bytes", "bytes", true, 65_536.0, |c| c.heap_bytes),
+        series("heap_objects", "count", true, 256.0, |c| c.heap_objects),
+        series("stack_bytes", "bytes", false, 65_536.0, |c| c.stack_bytes),
+    ]
+    .iter()
+    .map(|s| verdict::judge(s, SESSIONS))
+    .collect::<Vec<_>>();
+
+    let mut phases = vec![Phase {
+        kind: "warmup",
+        index: 1,
+        load: load(800, 0),
+        settle: settled(Ending::Quiet, 1.6, base),
+        measured: None,
+    }];
+    for (k, c) in cycles.iter().enumerate() {
+        phases.push(Phase {
+            kind: "cycle",
+            index: k as u32 + 1,
+            load: load(1000 + 250 * k as u64, if k == 1 { 2 } else { 0 }),
+            settle: settled(Ending::Quiet, 6.0 + 0.2 * k as f64, *c),
+            measured: Some(*c),
+        });
+    }
+
+    let mut timeline = Vec::new();
+    let mut t = 0.5;
+    let mut point = |phase: &str, goroutines: u64, heap_bytes: u64| {
+        timeline.push(TimelinePoint {
+            t_s: t,
+            phase: phase.to_owned(),
+            goroutines,
+            heap_bytes,
+        });
+        t += 0.7;
+    };
+    point("warm-up 1/1", 212, 2_300_000);
+    point("baseline", 12, 420_000);
+    point("baseline", 12, 400_000);
+    for (k, c) in cycles.iter().enumerate() {
+        let name = format!("cycle {}/3", k + 1);
+        point(&name, c.goroutines + 200, c.heap_bytes + 900_000);
+        point(&name, c.goroutines, c.heap_bytes + 100_000);
+        point(&name, c.goroutines, c.heap_bytes);
+    }
+    point("final settle", 612, 5_800_000);
+
+    let frames: Vec<String> = [
+        "runtime.gopark",
+        "runtime.chanrecv",
+        "runtime.chanrecv2",
+        "main.(*client).writePump",
+        "main.serveWs.func1",
+    ]
+    .map(String::from)
+    .to_vec();
+    let suspects = vec![
+        Suspect {
+            kind: "goroutine",
+            function: "main.(*client).writePump".to_owned(),
+            frames,
+            state: Some("chan receive".to_owned()),
+            created_by: Some("main.serveWs".to_owned()),
+            base: 0,
+            after: 600,
+            per_cycle: 200.0,
+            per_session: 1.0,
+            hint: None,
+        },
+        Suspect {
+            kind: "heap",
+            function: "main.newClient".to_owned(),
+            frames: vec!["main.newClient".to_owned(), "main.serveWs".to_owned()],
+            state: None,
+            created_by: None,
+            base: 0,
+            after: 5_400_000,
+            per_cycle: 1_800_000.0,
+            per_session: 9_000.0,
+            hint: Some("a map of <clients> & sessions \"never\" pruned".to_owned()),
+        },
+    ];
+
+    let profiles = [
+        ("heap_base", "heap-base.pb.gz"),
+        ("heap_final", "heap-final.pb.gz"),
+        ("heap_diff", "diff-heap.pb.gz"),
+        ("goroutine_diff", "diff-goroutine.pb.gz"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+
+    Report {
+        schema: SCHEMA,
+        leakbench: env!("CARGO_PKG_VERSION"),
+        status: Status::Complete,
+        name: "chat <hub>".to_owned(),
+        scenario: "scenarios/chat-hub.toml".to_owned(),
+        scenario_text: Some(
+            "name = \"chat <hub>\"\n[target]\nurl = \"ws://127.0.0.1:18080/ws?a=1&b=2\"\n\
+             [load]\nsessions = 200\n</pre><script>alert(1)</script>\n"
+                .to_owned(),
+        ),
+        url: "ws://127.0.0.1:18080/ws?a=1&b=2".to_owned(),
+        pprof: "http://127.0.0.1:18080/debug/pprof".to_owned(),
+        verdict: Verdict::Leak,
+        reasons: signals
+            .iter()
+            .filter(|s| s.decides && s.verdict == Verdict::Leak)
+            .map(|s| format!("{} {}", s.name, s.reason))
+            .collect(),
+        sessions: SESSIONS,
+        warmup: 1,
+        cycles: 3,
+        signals,
+        suspects,
+        tolerance,
+        phases,
+        timeline,
+        profiles,
+        duration_s: 41.3,
+    }
+}

@@ -1,4 +1,5 @@
-//! Command line: `leakbench run SCENARIO`, `leakbench validate SCENARIO`.
+//! Command line: `leakbench run SCENARIO`, `validate SCENARIO`, `init`,
+//! `diff BASE AFTER`, `snapshot PPROF_URL`.
 //!
 //! Exit codes: 0 pass, 1 leak, 2 error (bad scenario, unreachable target,
 //! target died), 3 inconclusive. A leak is a verdict, never an error.
@@ -9,6 +10,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
+use crate::commands::{diff, init, snapshot};
 use crate::report::{Render, html::Html, json::Json, junit::Junit, markdown::Markdown, text::Text};
 use crate::run::{self, RunOptions};
 use crate::scenario::Scenario;
@@ -43,6 +45,55 @@ enum Command {
         /// The scenario file (TOML).
         scenario: PathBuf,
     },
+    /// Write a commented starter scenario (to stdout, or to a file with -o).
+    Init {
+        /// The kind of service.
+        #[arg(value_enum, default_value = "ws")]
+        kind: init::Kind,
+        /// Write here instead of stdout.
+        #[arg(short, long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// Overwrite FILE if it exists.
+        #[arg(long)]
+        force: bool,
+    },
+    /// What grew between two heap or goroutine profiles (files or loopback
+    /// http:// URLs, gzip or not): sites and stacks, absolute and per object.
+    Diff {
+        /// The earlier profile, e.g. heap-base.pb.gz or http://127.0.0.1:6060/debug/pprof/heap?gc=1
+        base: String,
+        /// The later profile.
+        after: String,
+        /// Also write AFTER minus BASE as a profile for `go tool pprof`.
+        #[arg(short, long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// Rows per table.
+        #[arg(long, default_value_t = 10)]
+        top: usize,
+    },
+    /// One settled snapshot of a running target: wait until it holds still,
+    /// force GCs, then write counters, heap and goroutine profiles and the
+    /// goroutine dump.
+    Snapshot {
+        /// The pprof base URL, e.g. http://127.0.0.1:6060/debug/pprof (loopback only).
+        pprof: String,
+        /// Folder to write heap.pb.gz, goroutine.pb.gz, goroutine.txt and counters.json to.
+        #[arg(short = 'o', long = "out", value_name = "DIR")]
+        out: PathBuf,
+        /// Longest wait for the target to hold still first; 0s measures at once.
+        #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+        settle: std::time::Duration,
+        /// Also read /proc/PID (descriptors, RSS, threads) of the target.
+        #[arg(long)]
+        pid: Option<u32>,
+    },
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
 }
 
 /// Runs the parsed command and returns the process exit code.
@@ -55,10 +106,7 @@ pub fn execute(cli: Cli) -> Result<ExitCode> {
         } => {
             let scenario = Scenario::load(&scenario)?;
             let options = RunOptions { out, quiet };
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-                .context("starting the async runtime")?;
+            let runtime = runtime()?;
             let outcome = runtime.block_on(run::run(&scenario, &options))?;
             let report = &outcome.report;
             print!("{}", Text::detect().render(report));
@@ -99,6 +147,28 @@ pub fn execute(cli: Cli) -> Result<ExitCode> {
                 s.load.sessions, s.load.concurrency, s.load.warmup, s.load.cycles, s.load.close
             );
             println!("  settle   up to {:?} per cycle", s.settle.timeout);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Init { kind, out, force } => {
+            init::execute(kind, out.as_deref(), force)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Diff {
+            base,
+            after,
+            out,
+            top,
+        } => {
+            runtime()?.block_on(diff::execute(&base, &after, out.as_deref(), top))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Snapshot {
+            pprof,
+            out,
+            settle,
+            pid,
+        } => {
+            runtime()?.block_on(snapshot::execute(&pprof, &out, settle, pid))?;
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -7,6 +7,7 @@
 //! target, [`settle`] waits for it, [`verdict`] judges, [`report`] writes.
 
 pub mod cli;
+pub mod commands;
 pub mod load;
 pub mod pprof;
 pub mod probe;

@@ -1,0 +1,107 @@
+//! `leakbench snapshot PPROF_URL -o DIR`: one settled measurement of a
+//! running target, for manual before/after work: wait until the target
+//! holds still, then the measurement protocol of a run ([`Probe::snapshot`]:
+//! forced GCs, exact counters, heap and goroutine profiles, the
+//! `goroutine?debug=2` dump). Two snapshots make a `leakbench diff`.
+
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+
+use crate::probe::{Counters, Probe};
+use crate::settle::{self, BASELINE_QUIET, Goal, Tolerance};
+use crate::verdict::format_value;
+
+/// Files a snapshot writes, in the order listed to the user.
+pub const FILES: [&str; 4] = [
+    "heap.pb.gz",
+    "goroutine.pb.gz",
+    "goroutine.txt",
+    "counters.json",
+];
+
+/// What counters.json holds.
+#[derive(Debug, Serialize)]
+struct Record<'a> {
+    /// The pprof base URL.
+    pprof: &'a str,
+    /// When the measurement ended, seconds since the Unix epoch.
+    taken_at_unix_s: u64,
+    /// How the wait for a still target ended (`quiet` or `timeout`), if one ran.
+    settled: Option<String>,
+    /// The exact counters after forced GCs.
+    counters: Counters,
+    /// leakbench's version.
+    leakbench: &'static str,
+}
+
+/// Takes the snapshot and writes [`FILES`] into `dir`; `settle_for` is the
+/// longest wait for the target to hold still (zero: measure at once).
+pub async fn execute(url: &str, dir: &Path, settle_for: Duration, pid: Option<u32>) -> Result<()> {
+    let base = super::loopback_http(url.trim_end_matches('/'))?;
+    let mut probe = Probe::new(&base).with_pid(pid);
+    let settled = if settle_for.is_zero() {
+        None
+    } else {
+        // Still means no exact counter moved beyond one unit for the quiet window.
+        let still = Tolerance {
+            goroutines: 1.0,
+            heap_bytes: 64.0 * 1024.0,
+            heap_objects: 256.0,
+            fds: 1.0,
+        };
+        let goal = Goal {
+            baseline: None,
+            quiet: Some(BASELINE_QUIET),
+            timeout: settle_for,
+        };
+        let s = settle::settle(&mut probe, goal, &still, |_| {}).await?;
+        Some(format!("{:?}", s.ending).to_lowercase())
+    };
+    let snap = probe.snapshot().await?;
+    probe.close();
+
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let record = Record {
+        pprof: url,
+        taken_at_unix_s: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+        settled,
+        counters: snap.counters,
+        leakbench: env!("CARGO_PKG_VERSION"),
+    };
+    let mut json = serde_json::to_string_pretty(&record).expect("counters serialize");
+    json.push('\n');
+    let contents: [&[u8]; 4] = [
+        &snap.heap_profile,
+        &snap.goroutine_profile,
+        snap.goroutine_dump.as_bytes(),
+        json.as_bytes(),
+    ];
+    for (name, bytes) in FILES.iter().zip(contents) {
+        let path = dir.join(name);
+        std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))?;
+    }
+    let c = &snap.counters;
+    println!(
+        "{url}: {} goroutines, heap {} in {} objects, stacks {} (after forced GCs{})",
+        c.goroutines,
+        format_value(c.heap_bytes as f64, "bytes"),
+        c.heap_objects,
+        format_value(c.stack_bytes as f64, "bytes"),
+        record
+            .settled
+            .as_deref()
+            .map(|s| format!(", settled: {s}"))
+            .unwrap_or_default()
+    );
+    println!("  wrote {}: {}", dir.display(), FILES.join(", "));
+    println!(
+        "  compare with a later one: leakbench diff {0}/goroutine.pb.gz LATER/goroutine.pb.gz",
+        dir.display()
+    );
+    Ok(())
+}

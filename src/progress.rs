@@ -63,6 +63,7 @@ impl Progress {
                 ProgressStyle::with_template("{spinner} [{elapsed:>4}] {prefix:.bold} {wide_msg}")
                     .expect("the template is valid"),
             );
+            bar.set_prefix("starting");
             bar.enable_steady_tick(TICK);
             bar
         });
@@ -123,7 +124,7 @@ impl Drop for Progress {
 pub fn settle_message(polls: u32, now: &Counters, baseline: Option<&Counters>) -> String {
     match baseline {
         Some(b) => format!(
-            "settling (poll {polls}): {} goroutines (baseline {}, {:+}), heap {} (baseline {})",
+            "settling (poll {polls}): {} goroutines (baseline {}, {:+}), heap {} (base {})",
             now.goroutines,
             b.goroutines,
             now.goroutines as i64 - b.goroutines as i64,
@@ -131,7 +132,7 @@ pub fn settle_message(polls: u32, now: &Counters, baseline: Option<&Counters>) -
             format_value(b.heap_bytes as f64, "bytes"),
         ),
         None => format!(
-            "waiting for the target to hold still (poll {polls}): {} goroutines, heap {}",
+            "holding still? (poll {polls}): {} goroutines, heap {}",
             now.goroutines,
             format_value(now.heap_bytes as f64, "bytes"),
         ),

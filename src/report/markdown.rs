@@ -2,7 +2,8 @@
 
 use std::fmt::Write;
 
-use super::{Render, Report};
+use super::text::us;
+use super::{Render, Report, latency_kind};
 use crate::verdict::{Verdict, format_per_session, format_value};
 
 /// Markdown summary.
@@ -76,11 +77,84 @@ impl Render for Markdown {
                 let _ = writeln!(o, "   ```\n   {}\n   ```", s.frames.join("\n   "));
             }
         }
+        if !r.phases.is_empty() {
+            let kind = latency_kind(r);
+            let _ = writeln!(
+                o,
+                "\n### Cycles\n\n| cycle | ok | failed | settled | {0} p50 | {0} p99 |\n|---|---:|---:|---|---:|---:|",
+                kind.label()
+            );
+            for p in &r.phases {
+                let l = &p.load;
+                let causes: Vec<String> =
+                    l.failures.iter().map(|(k, v)| format!("{k} {v}")).collect();
+                let failed = if causes.is_empty() {
+                    l.failed.to_string()
+                } else {
+                    format!("{} ({})", l.failed, causes.join(", "))
+                };
+                let _ = writeln!(
+                    o,
+                    "| {} {} | {} | {failed} | {} in {:.1} s | {} | {} |",
+                    if p.kind == "warmup" {
+                        "warm-up"
+                    } else {
+                        "cycle"
+                    },
+                    p.index,
+                    l.completed,
+                    format!("{:?}", p.settle.ending).to_lowercase(),
+                    p.settle.seconds,
+                    us(kind.of(l).p50_us),
+                    us(kind.of(l).p99_us),
+                );
+            }
+        }
+        if r.profiles.contains_key("goroutine_diff") {
+            let _ = writeln!(
+                o,
+                "\nWhat grew, from the output folder: `go tool pprof -top diff-goroutine.pb.gz`, \
+                 `go tool pprof -top -sample_index=inuse_space diff-heap.pb.gz`; charts in `report.html`."
+            );
+        }
         o
     }
 }
 
-/// Keeps table cells and list items on one line.
+/// Keeps table cells and list items on one line, and markup as text
+/// (GitHub renders inline HTML in step summaries and comments).
 fn cell(text: &str) -> String {
-    text.replace('|', "\\|").replace('\n', " ")
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('|', "\\|")
+        .replace('\n', " ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::sample::leaking_report;
+
+    #[test]
+    fn summary_has_verdict_signals_suspects_and_cycles() {
+        let md = Markdown.render(&leaking_report());
+        assert!(
+            md.starts_with("## leakbench: chat &lt;hub&gt; — ❌ leak"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| goroutines | 12 | 212 | 412 | 612 | 1.00 | leak |"),
+            "{md}"
+        );
+        assert!(md.contains("`main.(*client).writePump`"), "{md}");
+        assert!(
+            md.contains("| cycle 2 | 198 | 2 (timeout 2) | quiet in 6.2 s |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("go tool pprof -top diff-goroutine.pb.gz"),
+            "{md}"
+        );
+    }
 }

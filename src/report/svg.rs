@@ -189,7 +189,8 @@ impl Chart {
                 (x1 - x0).max(0.5),
                 BAND_FILLS[i % BAND_FILLS.len()]
             );
-            if x1 - x0 > 28.0 {
+            // Only where the label fits (about 6 units per character at size 10).
+            if x1 - x0 > 6.0 * b.label.chars().count() as f64 + 6.0 {
                 let _ = write!(
                     o,
                     "<text class=\"band-label\" x=\"{:.1}\" y=\"{:.1}\" font-size=\"10\" fill=\"#555\">{}</text>",

@@ -33,7 +33,8 @@ enum Command {
     Run {
         /// The scenario file (TOML).
         scenario: PathBuf,
-        /// Write report.json, the profiles and the target's log here.
+        /// Write report.json, report.html, junit.xml, summary.md, the
+        /// baseline, final and diff profiles and the target's log here.
         #[arg(short, long, value_name = "DIR")]
         out: Option<PathBuf>,
         /// Print only the verdict summary, no progress lines.
@@ -117,6 +118,7 @@ pub fn execute(cli: Cli) -> Result<ExitCode> {
                     std::fs::write(&path, format.render(report))
                         .with_context(|| format!("writing {}", path.display()))?;
                 }
+                println!("  report: {}", dir.join("report.html").display());
                 if report.profiles.contains_key("heap_diff") {
                     println!(
                         "  what grew: go tool pprof -top {0}/diff-heap.pb.gz   (or -base {0}/heap-base.pb.gz {0}/heap-final.pb.gz)",

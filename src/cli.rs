@@ -87,10 +87,29 @@ pub fn execute(cli: Cli) -> Result<ExitCode> {
         Command::Validate { scenario } => {
             let s = Scenario::load(&scenario)?;
             println!("{}: valid", scenario.display());
-            println!(
-                "  target   {} ({:?}), pprof {}",
-                s.target.url, s.target.transport, s.target.pprof
-            );
+            println!("  target   {} ({:?})", s.target.url, s.target.transport);
+            let sources: Vec<String> = [
+                s.target.pprof.as_ref().map(|u| format!("pprof {u}")),
+                s.target.metrics.as_ref().map(|u| format!("metrics {u}")),
+                s.target.expvar.as_ref().map(|u| format!("expvar {u}")),
+                s.target.pid.map(|p| format!("/proc/{p}")),
+                s.target
+                    .command
+                    .as_ref()
+                    .map(|_| "/proc of the started target".to_owned()),
+            ]
+            .into_iter()
+            .flatten()
+            .collect();
+            println!("  sources  {}", sources.join(", "));
+            for sig in &s.signals {
+                println!(
+                    "  signal   {} from {:?}{}",
+                    sig.name,
+                    sig.selector.name,
+                    if sig.decides { "" } else { " (shown only)" }
+                );
+            }
             if let Some(cmd) = &s.target.command {
                 println!("  command  {}", cmd.join(" "));
             }

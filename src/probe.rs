@@ -18,7 +18,6 @@ use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 
 use crate::pprof::{self, DecodeError, MemStats};
-use crate::procfs::{self, ProcStats};
 
 /// Longest a single probe may take, connection included. Generous because a
 /// `debug=2` dump of tens of thousands of goroutines stops the world and is
@@ -95,9 +94,6 @@ pub struct Counters {
     pub stack_bytes: u64,
     /// Bytes obtained from the OS (MemStats.Sys).
     pub sys_bytes: u64,
-    /// Open descriptors, sockets, RSS and threads when the pid is known.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub process: Option<ProcStats>,
 }
 
 /// A full measurement: counters plus the raw profiles for attribution.
@@ -121,7 +117,6 @@ pub struct Probe {
     authority: String,
     sender: Option<SendRequest<Empty<Bytes>>>,
     connection: Option<JoinHandle<()>>,
-    pid: Option<u32>,
 }
 
 impl Drop for Probe {
@@ -145,14 +140,7 @@ impl Probe {
             authority,
             sender: None,
             connection: None,
-            pid: None,
         }
-    }
-
-    /// Also reads /proc/`pid` (descriptors, RSS, threads) with every sample.
-    pub fn with_pid(mut self, pid: Option<u32>) -> Probe {
-        self.pid = pid;
-        self
     }
 
     /// The base URL.
@@ -160,9 +148,14 @@ impl Probe {
         &self.base
     }
 
-    /// Fetches `<base>/<path_and_query>`, e.g. `goroutine?debug=1`.
+    /// Fetches `<base>/<path_and_query>`, e.g. `goroutine?debug=1`; an
+    /// empty `path_and_query` fetches the base URL itself (e.g. `/metrics`).
     pub async fn get(&mut self, path_and_query: &str) -> Result<Bytes, ProbeError> {
-        let url = format!("{}/{}", self.base, path_and_query);
+        let url = if path_and_query.is_empty() {
+            self.base.to_string()
+        } else {
+            format!("{}/{}", self.base, path_and_query)
+        };
         match tokio::time::timeout(FETCH_TIMEOUT, self.get_inner(&url)).await {
             Ok(result) => result,
             Err(_) => {
@@ -189,14 +182,14 @@ impl Probe {
     }
 
     async fn request(&mut self, url: &str) -> Result<Bytes, ProbeError> {
-        let path = url
-            .strip_prefix(&format!(
-                "{}://{}",
-                self.base.scheme_str().unwrap_or("http"),
-                self.authority
-            ))
-            .unwrap_or(url)
-            .to_owned();
+        let path = match url.strip_prefix(&format!(
+            "{}://{}",
+            self.base.scheme_str().unwrap_or("http"),
+            self.authority
+        )) {
+            Some("") | None => "/".to_owned(),
+            Some(p) => p.to_owned(),
+        };
         let authority = self.authority.clone();
         let sender = self.connect(url).await?;
         let request = Request::get(path)
@@ -303,9 +296,7 @@ impl Probe {
     pub async fn sample(&mut self) -> Result<Counters, ProbeError> {
         let mem = self.memstats_after_gc().await?;
         let goroutines = self.goroutines().await?;
-        let mut c = counters(goroutines, &mem);
-        c.process = self.pid.and_then(procfs::read);
-        Ok(c)
+        Ok(counters(goroutines, &mem))
     }
 
     /// The measurement protocol: several forced GCs, then the exact counters.
@@ -341,7 +332,6 @@ fn counters(goroutines: u64, mem: &MemStats) -> Counters {
         heap_inuse: mem.heap_inuse,
         stack_bytes: mem.stack_inuse,
         sys_bytes: mem.sys,
-        process: None,
     }
 }
 

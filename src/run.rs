@@ -12,10 +12,12 @@ use anyhow::{Context, Result, bail};
 
 use crate::load::{self, CycleLoad};
 use crate::pprof;
-use crate::probe::{Counters, Probe, ProbeError, Snapshot};
+use crate::probe::{Probe, Snapshot};
 use crate::report::{Phase, Report, SCHEMA, TimelinePoint};
+use crate::scenario::Ready;
 use crate::scenario::Scenario;
 use crate::settle::{self, BASELINE_QUIET, CYCLE_QUIET, Ending, Goal, Settled, Tolerance};
+use crate::sources::{Reading, SignalSpec, SourceError, Sources};
 use crate::suspects::{self, Suspect};
 use crate::target::Launched;
 use crate::verdict::{self, Series, SignalVerdict, Verdict, format_value};
@@ -136,14 +138,16 @@ pub async fn run(scenario: &Scenario, options: &RunOptions) -> Result<Outcome> {
         options,
         progress,
         launched: launched.as_mut(),
-        probe: Probe::new(&scenario.target.pprof).with_pid(pid),
+        sources: Sources::new(scenario, pid),
         timeline: Vec::new(),
         phase_name: "start".to_owned(),
         phases: Vec::new(),
+        specs: Vec::new(),
         baseline: None,
+        base_profiles: None,
         tolerance: None,
         measured: Vec::new(),
-        last: None,
+        last_profiles: None,
         signals: Vec::new(),
         reasons: Vec::new(),
     };
@@ -164,7 +168,7 @@ pub async fn run(scenario: &Scenario, options: &RunOptions) -> Result<Outcome> {
         }
     };
     // Whatever happened, no connection of ours stays open and the target stops.
-    session.probe.close();
+    session.sources.close();
     let mut report = session.report(status, error.as_ref());
     if let Err(e) = session.write_profiles(&mut report) {
         session
@@ -202,14 +206,16 @@ struct Session<'a> {
     options: &'a RunOptions,
     progress: Progress,
     launched: Option<&'a mut Launched>,
-    probe: Probe,
+    sources: Sources,
     timeline: Vec<TimelinePoint>,
     phase_name: String,
     phases: Vec<Phase>,
-    baseline: Option<Snapshot>,
+    specs: Vec<SignalSpec>,
+    baseline: Option<Reading>,
+    base_profiles: Option<Snapshot>,
     tolerance: Option<Tolerance>,
-    measured: Vec<Counters>,
-    last: Option<Snapshot>,
+    measured: Vec<Reading>,
+    last_profiles: Option<Snapshot>,
     signals: Vec<SignalVerdict>,
     reasons: Vec<String>,
 }
@@ -218,9 +224,17 @@ impl Session<'_> {
     async fn drive(&mut self) -> Result<()> {
         let s = self.scenario;
         let load = &s.load;
-        self.wait_ready().await?;
+        let first = self.wait_ready().await?;
+        self.specs = self.sources.specs(&first, s);
+        if !self.specs.iter().any(|x| x.decides) {
+            bail!(
+                "the sources ({}) give no exact signal to judge: name pprof, a pid or command for /proc, \
+                 or metrics with go_goroutines, process_open_fds or a [[signals]] entry",
+                self.sources.describe()
+            );
+        }
+        let floors = floors(&self.specs);
 
-        let floors = floors(s);
         // Each warm-up but the last settles on its own; the last one's
         // settle is the baseline's quiet wait, which also measures idle noise.
         let mut last_warmup = None;
@@ -262,27 +276,27 @@ impl Session<'_> {
                 measured: None,
             });
         }
-        let tolerance = Tolerance {
-            goroutines: floors.goroutines.max(NOISE_FACTOR * idle.noise.goroutines),
-            heap_bytes: floors.heap_bytes.max(NOISE_FACTOR * idle.noise.heap_bytes),
-            heap_objects: floors
-                .heap_objects
-                .max(NOISE_FACTOR * idle.noise.heap_objects),
-            fds: floors.fds.max(NOISE_FACTOR * idle.noise.fds),
-        };
-        self.tolerance = Some(tolerance);
-        let baseline = self.snapshot().await?;
-        let base = baseline.counters;
+        let tolerance: Tolerance = floors
+            .iter()
+            .map(|(name, floor)| {
+                let noise = idle.noise.get(name).copied().unwrap_or(0.0);
+                (name.clone(), floor.max(NOISE_FACTOR * noise))
+            })
+            .collect();
+        self.tolerance = Some(tolerance.clone());
+        let (base, profiles) = self.snapshot().await?;
         self.progress.line(format!(
-            "baseline: {} goroutines, heap {} in {} objects (noise tolerance per cycle: {} goroutines, {}, {} objects)",
-            base.goroutines,
-            format_value(base.heap_bytes as f64, "bytes"),
-            base.heap_objects,
-            tolerance.goroutines,
-            format_value(tolerance.heap_bytes, "bytes"),
-            tolerance.heap_objects
+            "baseline: {} (noise tolerance per cycle: {})",
+            describe(&base, &self.specs),
+            self.specs
+                .iter()
+                .filter(|x| x.decides)
+                .map(|x| format!("{} {}", x.name, format_value(tolerance[&x.name], x.unit)))
+                .collect::<Vec<_>>()
+                .join(", ")
         ));
-        self.baseline = Some(baseline);
+        self.baseline = Some(base.clone());
+        self.base_profiles = profiles;
 
         for k in 1..=load.cycles {
             self.phase_name = format!("cycle {k}/{}", load.cycles);
@@ -293,38 +307,32 @@ impl Session<'_> {
                 timeout: s.settle.timeout,
             };
             let settled = self.settle(goal, &tolerance).await?;
-            let counters = if k == load.cycles {
-                let snap = self.snapshot().await?;
-                let c = snap.counters;
-                self.last = Some(snap);
-                c
+            let reading = if k == load.cycles {
+                let (r, profiles) = self.snapshot().await?;
+                self.last_profiles = profiles;
+                r
             } else {
-                match self.probe.measure().await {
-                    Ok(c) => c,
-                    Err(e) => return Err(self.probe_error(e)),
-                }
+                let measured = self.sources.measure().await;
+                self.source_result(measured)?
             };
             self.progress.line(format!(
-                "{}: settled ({:?}) in {:.1} s: {} goroutines ({:+}), heap {} ({})",
+                "{}: settled ({:?}) in {:.1} s: {}",
                 self.phase_name,
                 settled.ending,
                 settled.seconds,
-                counters.goroutines,
-                counters.goroutines as i64 - base.goroutines as i64,
-                format_value(counters.heap_bytes as f64, "bytes"),
-                signed_bytes(counters.heap_bytes as f64 - base.heap_bytes as f64),
+                describe_change(&base, &reading, &self.specs),
             ));
-            self.measured.push(counters);
+            self.measured.push(reading.clone());
             self.phases.push(Phase {
                 kind: "cycle",
                 index: k,
                 load: l,
                 settle: settled,
-                measured: Some(counters),
+                measured: Some(reading),
             });
         }
 
-        self.signals = judge_all(s, &base, &self.measured, &tolerance, false);
+        self.signals = judge_all(&self.specs, s, &base, &self.measured, &tolerance, false);
         let last_ending = self.phases.last().map(|p| p.settle.ending);
         let suspicious = self
             .signals
@@ -345,16 +353,23 @@ impl Session<'_> {
                 timeout: s.settle.timeout,
             };
             let settled = self.settle(goal, &tolerance).await?;
-            let snap = self.snapshot().await?;
+            let (reading, profiles) = self.snapshot().await?;
             if let Some(last) = self.measured.last_mut() {
-                *last = snap.counters;
+                *last = reading.clone();
             }
             if let Some(p) = self.phases.last_mut() {
-                p.measured = Some(snap.counters);
+                p.measured = Some(reading);
                 p.settle = settled.clone();
             }
-            self.last = Some(snap);
-            self.signals = judge_all(s, &base, &self.measured, &tolerance, settled.still_falling);
+            self.last_profiles = profiles;
+            self.signals = judge_all(
+                &self.specs,
+                s,
+                &base,
+                &self.measured,
+                &tolerance,
+                settled.still_falling,
+            );
             if settled.ending == Ending::Baseline {
                 self.reasons.push(format!(
                     "the target released its state late, {:.1} s into the final wait",
@@ -400,13 +415,23 @@ impl Session<'_> {
         if status != Status::Complete && self.signals.is_empty() {
             if let (Some(base), Some(tol)) = (&self.baseline, &self.tolerance) {
                 if !self.measured.is_empty() {
-                    self.signals = judge_all(s, &base.counters, &self.measured, tol, false);
+                    self.signals = judge_all(&self.specs, s, base, &self.measured, tol, false);
                 }
             }
         }
-        let suspects = match (&self.baseline, &self.last) {
+        if !self.sources.can_force_gc() && self.specs.iter().any(|x| x.name == "heap_bytes") {
+            reasons.push(
+                "heap figures come without a forced GC (no pprof source), so they include \
+                 garbage: shown, not judged"
+                    .to_owned(),
+            );
+        }
+        let tolerance = self
+            .tolerance
+            .clone()
+            .unwrap_or_else(|| floors(&self.specs));
+        let suspects = match (&self.base_profiles, &self.last_profiles) {
             (Some(b), Some(l)) if status == Status::Complete => {
-                let tolerance = self.tolerance.unwrap_or(floors(s));
                 attribute(b, l, &self.signals, &tolerance, load.cycles, load.sessions)
             }
             _ => Vec::new(),
@@ -418,7 +443,13 @@ impl Session<'_> {
             name: s.name.clone(),
             scenario: s.path.display().to_string(),
             url: s.target.url.to_string(),
-            pprof: s.target.pprof.to_string(),
+            pprof: s
+                .target
+                .pprof
+                .as_ref()
+                .map(|u| u.to_string())
+                .unwrap_or_default(),
+            sources: self.sources.describe(),
             verdict,
             reasons,
             sessions: load.sessions,
@@ -426,7 +457,7 @@ impl Session<'_> {
             cycles: load.cycles,
             signals: self.signals.clone(),
             suspects,
-            tolerance: self.tolerance.unwrap_or(floors(s)),
+            tolerance,
             phases: std::mem::take(&mut self.phases),
             timeline: std::mem::take(&mut self.timeline),
             profiles: BTreeMap::new(),
@@ -434,31 +465,52 @@ impl Session<'_> {
         }
     }
 
-    /// Waits until the pprof endpoint answers (a started target needs a moment).
-    async fn wait_ready(&mut self) -> Result<()> {
+    /// Waits until the target is ready (its `ready` check, then every
+    /// source answering) and returns the first reading.
+    async fn wait_ready(&mut self) -> Result<Reading> {
         let s = self.scenario;
         let deadline = Instant::now() + s.target.ready_timeout;
         let mut pause = std::time::Duration::from_millis(20);
+        let mut ready_checked = s.target.ready.is_none();
         loop {
-            match self.probe.goroutines().await {
-                Ok(n) => {
+            let attempt = if ready_checked {
+                self.sources.sample().await.map_err(anyhow::Error::new)
+            } else {
+                check_ready(s.target.ready.as_ref().expect("checked above"))
+                    .await
+                    .map(|()| Reading::new())
+            };
+            match attempt {
+                Ok(first) if ready_checked => {
                     self.progress.line(format!(
-                        "pprof at {} answers: {n} goroutines",
-                        s.target.pprof
+                        "{} answer{}",
+                        self.sources.describe(),
+                        first
+                            .get("goroutines")
+                            .map(|g| format!(": {g} goroutines"))
+                            .unwrap_or_default()
                     ));
-                    return Ok(());
+                    return Ok(first);
+                }
+                Ok(_) => {
+                    ready_checked = true;
+                    continue;
                 }
                 Err(e) => {
                     self.check_alive()?;
-                    let retryable =
-                        matches!(e, ProbeError::Connect { .. }) && self.launched.is_some();
+                    let unreachable = e
+                        .downcast_ref::<SourceError>()
+                        .is_none_or(SourceError::is_unreachable);
+                    let retryable = unreachable && self.launched.is_some();
                     if !retryable || Instant::now() >= deadline {
-                        let hint = if self.launched.is_none() {
+                        let hint = if self.launched.is_none() && unreachable {
                             " (is the target running? set target.command to have leakbench start it)"
+                        } else if unreachable {
+                            " (the started target did not answer within target.ready_timeout)"
                         } else {
                             ""
                         };
-                        bail!("{e}{hint}");
+                        bail!("{e:#}{hint}");
                     }
                 }
             }
@@ -471,7 +523,7 @@ impl Session<'_> {
         self.check_alive()?;
         // The probe's connection is idle during load; close it so a target
         // with a short idle timeout does not count a dying probe connection.
-        self.probe.close();
+        self.sources.close();
         let l = load::run_cycle(&self.scenario.target, &self.scenario.load).await;
         self.check_alive()?;
         let failures = if l.failed > 0 {
@@ -495,32 +547,29 @@ impl Session<'_> {
         let start = self.progress.start;
         let phase = self.phase_name.clone();
         let timeline = &mut self.timeline;
-        let result = settle::settle(&mut self.probe, goal, tolerance, |c| {
+        let result = settle::settle(&mut self.sources, goal, tolerance, |r| {
             timeline.push(TimelinePoint {
                 t_s: start.elapsed().as_secs_f64(),
                 phase: phase.clone(),
-                goroutines: c.goroutines,
-                heap_bytes: c.heap_bytes,
+                values: r.clone(),
             });
         })
         .await;
-        result.map_err(|e| self.probe_error(e))
+        self.source_result(result)
     }
 
-    async fn snapshot(&mut self) -> Result<Snapshot> {
-        match self.probe.snapshot().await {
-            Ok(s) => Ok(s),
-            Err(e) => Err(self.probe_error(e)),
-        }
+    async fn snapshot(&mut self) -> Result<(Reading, Option<Snapshot>)> {
+        let result = self.sources.snapshot().await;
+        self.source_result(result)
     }
 
-    /// A failed probe of a started target that has exited is reported as the exit.
-    fn probe_error(&mut self, e: ProbeError) -> anyhow::Error {
-        match self.check_alive() {
+    /// A failed read of a started target that has exited is reported as the exit.
+    fn source_result<T>(&mut self, result: Result<T, SourceError>) -> Result<T> {
+        result.map_err(|e| match self.check_alive() {
             Err(died) => died,
             Ok(()) => anyhow::Error::new(e)
-                .context(format!("probing the target during {}", self.phase_name)),
-        }
+                .context(format!("reading the target during {}", self.phase_name)),
+        })
     }
 
     fn check_alive(&mut self) -> Result<()> {
@@ -544,7 +593,7 @@ impl Session<'_> {
             return Ok(());
         };
         let mut files: Vec<(&str, &str, &[u8])> = Vec::new();
-        if let Some(b) = &self.baseline {
+        if let Some(b) = &self.base_profiles {
             files.push(("heap_base", "heap-base.pb.gz", &b.heap_profile));
             files.push((
                 "goroutine_base",
@@ -557,7 +606,7 @@ impl Session<'_> {
                 b.goroutine_dump.as_bytes(),
             ));
         }
-        if let Some(l) = &self.last {
+        if let Some(l) = &self.last_profiles {
             files.push(("heap_final", "heap-final.pb.gz", &l.heap_profile));
             files.push((
                 "goroutine_final",
@@ -576,7 +625,7 @@ impl Session<'_> {
         }
         // Final minus baseline as profiles of their own, so that
         // `go tool pprof -top diff-heap.pb.gz` shows what grew.
-        if let (Some(b), Some(l)) = (&self.baseline, &self.last) {
+        if let (Some(b), Some(l)) = (&self.base_profiles, &self.last_profiles) {
             let diffs = [
                 (
                     "heap_diff",
@@ -610,77 +659,98 @@ fn write(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
     std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))
 }
 
-/// Per-cycle floors from the scenario's thresholds.
-fn floors(s: &Scenario) -> Tolerance {
-    let t = &s.thresholds;
-    Tolerance {
-        goroutines: t.goroutines,
-        heap_bytes: t
-            .heap_bytes
-            .max(t.heap_bytes_per_session * f64::from(s.load.sessions)),
-        heap_objects: t.heap_objects,
-        fds: t.fds,
-    }
+/// Per-cycle floors of the deciding signals: what settle watches.
+fn floors(specs: &[SignalSpec]) -> Tolerance {
+    specs
+        .iter()
+        .filter(|x| x.decides)
+        .map(|x| (x.name.clone(), x.floor))
+        .collect()
 }
 
 fn judge_all(
+    specs: &[SignalSpec],
     s: &Scenario,
-    baseline: &Counters,
-    measured: &[Counters],
+    baseline: &Reading,
+    measured: &[Reading],
     tol: &Tolerance,
     still_falling: bool,
 ) -> Vec<SignalVerdict> {
-    let series = |name, unit, decides, threshold: f64, get: fn(&Counters) -> u64| Series {
-        name,
-        unit,
-        decides,
-        baseline: get(baseline) as f64,
-        cycles: measured.iter().map(|c| get(c) as f64).collect(),
-        threshold,
-        still_changing: still_falling,
-    };
-    let mut all = vec![
-        series("goroutines", "count", true, tol.goroutines, |c| {
-            c.goroutines
-        }),
-        series("heap_bytes", "bytes", true, tol.heap_bytes, |c| {
-            c.heap_bytes
-        }),
-        series("heap_objects", "count", true, tol.heap_objects, |c| {
-            c.heap_objects
-        }),
-        // Stacks follow goroutines; in-use spans and OS memory lag the live
-        // heap (fragmentation, the scavenger): shown, never deciding.
-        series("stack_bytes", "bytes", false, tol.heap_bytes, |c| {
-            c.stack_bytes
-        }),
-        series("heap_inuse", "bytes", false, tol.heap_bytes, |c| {
-            c.heap_inuse
-        }),
-        series("sys_bytes", "bytes", false, tol.heap_bytes, |c| c.sys_bytes),
-    ];
-    if baseline.process.is_some() && measured.iter().all(|c| c.process.is_some()) {
-        // Descriptors are exact (a socket left in CLOSE_WAIT shows only here);
-        // RSS lags the heap and threads are the runtime's business: shown only.
-        all.insert(
-            3,
-            series("fds", "count", true, tol.fds, |c| {
-                c.process.map_or(0, |p| p.fds)
-            }),
-        );
-        all.push(series("sockets", "count", false, tol.fds, |c| {
-            c.process.map_or(0, |p| p.sockets)
-        }));
-        all.push(series("rss_bytes", "bytes", false, tol.heap_bytes, |c| {
-            c.process.map_or(0, |p| p.rss_bytes)
-        }));
-        all.push(series("threads", "count", false, tol.goroutines, |c| {
-            c.process.map_or(0, |p| p.threads)
-        }));
-    }
-    all.iter()
-        .map(|x| verdict::judge(x, s.load.sessions))
+    let get = |r: &Reading, name: &str| r.get(name).copied().unwrap_or(0.0);
+    specs
+        .iter()
+        .map(|spec| {
+            let series = Series {
+                name: spec.name.clone(),
+                unit: spec.unit,
+                decides: spec.decides,
+                baseline: get(baseline, &spec.name),
+                cycles: measured.iter().map(|r| get(r, &spec.name)).collect(),
+                threshold: tol.get(&spec.name).copied().unwrap_or(spec.floor),
+                still_changing: still_falling,
+            };
+            verdict::judge(&series, s.load.sessions)
+        })
         .collect()
+}
+
+/// "206 goroutines, heap_bytes 2.20 MiB, ..." for the deciding signals.
+fn describe(r: &Reading, specs: &[SignalSpec]) -> String {
+    specs
+        .iter()
+        .filter(|x| x.decides)
+        .map(|x| {
+            format!(
+                "{} {}",
+                x.name,
+                format_value(r.get(&x.name).copied().unwrap_or(0.0), x.unit)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// "goroutines 406 (+200), ..." for the deciding signals.
+fn describe_change(base: &Reading, r: &Reading, specs: &[SignalSpec]) -> String {
+    specs
+        .iter()
+        .filter(|x| x.decides)
+        .map(|x| {
+            let now = r.get(&x.name).copied().unwrap_or(0.0);
+            let delta = now - base.get(&x.name).copied().unwrap_or(0.0);
+            let sign = if delta > 0.0 { "+" } else { "" };
+            format!(
+                "{} {} ({sign}{})",
+                x.name,
+                format_value(now, x.unit),
+                format_value(delta, x.unit)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Waits once for the scenario's readiness check.
+async fn check_ready(ready: &Ready) -> Result<()> {
+    match ready {
+        Ready::Tcp(host, port) => {
+            tokio::net::TcpStream::connect((host.as_str(), *port))
+                .await
+                .map(drop)
+                .map_err(|e| {
+                    SourceError::Probe(crate::probe::ProbeError::Connect {
+                        url: format!("tcp://{host}:{port}"),
+                        reason: e.to_string(),
+                    })
+                })?;
+            Ok(())
+        }
+        Ready::Http(uri) => {
+            let mut probe = Probe::new(uri);
+            probe.get("").await.map(drop).map_err(SourceError::from)?;
+            Ok(())
+        }
+    }
 }
 
 /// Suspects, the kinds whose signals did not pass first.
@@ -720,14 +790,14 @@ fn attribute(
         _ => Vec::new(),
     };
     let growth = |s: &Suspect| (s.after - s.base) as f64;
-    let g = g
-        .into_iter()
-        .filter(|s| growth(s) >= tolerance.goroutines.max(1.0));
+    let min_goroutines = tolerance.get("goroutines").copied().unwrap_or(1.0).max(1.0);
+    let g = g.into_iter().filter(|s| growth(s) >= min_goroutines);
     let heap_growth = signals
         .iter()
         .find(|s| s.name == "heap_bytes")
         .map_or(0.0, |s| s.growth);
-    let min_heap = (tolerance.heap_bytes / 4.0).max(0.01 * heap_growth);
+    let heap_tolerance = tolerance.get("heap_bytes").copied().unwrap_or(0.0);
+    let min_heap = (heap_tolerance / 4.0).max(0.01 * heap_growth);
     let h = h.into_iter().filter(|s| growth(s) >= min_heap);
     if heap_grew && !goroutines_grew {
         out.extend(h);
@@ -776,9 +846,4 @@ fn no_session_error(url: &str, l: &CycleLoad) -> String {
         "no session to {url} succeeded ({}): {example}",
         causes.join(", ")
     )
-}
-
-fn signed_bytes(v: f64) -> String {
-    let s = format_value(v, "bytes");
-    if v > 0.0 { format!("+{s}") } else { s }
 }

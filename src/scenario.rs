@@ -43,6 +43,42 @@ pub struct Scenario {
     pub settle: Settle,
     /// Verdict thresholds (defaults unless the file overrides them).
     pub thresholds: Thresholds,
+    /// Extra signals read from the Prometheus source.
+    pub signals: Vec<SignalDef>,
+}
+
+/// A user-named signal from `/metrics` (`[[signals]]`).
+#[derive(Debug, Clone)]
+pub struct SignalDef {
+    /// Name in reports.
+    pub name: String,
+    /// Which series to read (matching series are summed).
+    pub selector: crate::prom::Selector,
+    /// Unit of its values.
+    pub unit: SignalUnit,
+    /// Growth per cycle below which a change is noise; default by unit.
+    pub threshold: Option<f64>,
+    /// Whether it takes part in the verdict.
+    pub decides: bool,
+}
+
+/// Unit of a user-named signal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SignalUnit {
+    /// A count of things (handles, sessions, threads).
+    Count,
+    /// A size in bytes.
+    Bytes,
+}
+
+/// How to tell that a started target is ready.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ready {
+    /// An http URL that must answer with a status below 400.
+    Http(Uri),
+    /// A TCP port that must accept a connection.
+    Tcp(String, u16),
 }
 
 /// The service under test.
@@ -52,8 +88,17 @@ pub struct Target {
     pub url: Uri,
     /// Websocket or HTTP, from the URL scheme.
     pub transport: Transport,
-    /// Base URL of net/http/pprof, without a trailing slash.
-    pub pprof: Uri,
+    /// Base URL of net/http/pprof, without a trailing slash; `None` when the
+    /// target is read through other sources only.
+    pub pprof: Option<Uri>,
+    /// Prometheus text exposition URL.
+    pub metrics: Option<Uri>,
+    /// expvar URL (`/debug/vars`).
+    pub expvar: Option<Uri>,
+    /// Process to read /proc from when leakbench does not start the target.
+    pub pid: Option<u32>,
+    /// Readiness check for a started target (default: the sources answer).
+    pub ready: Option<Ready>,
     /// Command to start the target with, program resolved; `None` when the
     /// target is already running.
     pub command: Option<Vec<String>>,
@@ -214,6 +259,18 @@ struct FileScenario {
     settle: FileSettle,
     #[serde(default)]
     thresholds: FileThresholds,
+    #[serde(default)]
+    signals: Vec<FileSignal>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSignal {
+    metric: String,
+    name: Option<String>,
+    unit: Option<SignalUnit>,
+    threshold: Option<f64>,
+    decides: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -226,6 +283,10 @@ struct FileTarget {
     env: BTreeMap<String, String>,
     cwd: Option<PathBuf>,
     ready_timeout: Option<String>,
+    metrics: Option<String>,
+    expvar: Option<String>,
+    pid: Option<i64>,
+    ready: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -365,6 +426,41 @@ impl Validator<'_> {
             ));
         }
         let thresholds = self.thresholds(file.thresholds)?;
+        let mut signals = Vec::with_capacity(file.signals.len());
+        for (i, sig) in file.signals.into_iter().enumerate() {
+            let key = format!("signals[{i}]");
+            if target.metrics.is_none() {
+                return Err(self.invalid(
+                    &key,
+                    "reads from the Prometheus source: set target.metrics to its /metrics URL",
+                ));
+            }
+            let selector = crate::prom::Selector::parse(&sig.metric).map_err(|e| {
+                self.invalid(
+                    &format!("{key}.metric"),
+                    format!(
+                        "{} (write e.g. 'jvm_memory_used_bytes{{area=\"heap\"}}')",
+                        e.message
+                    ),
+                )
+            })?;
+            if let Some(t) = sig.threshold {
+                if !t.is_finite() || t < 0.0 {
+                    return Err(self.invalid(
+                        &format!("{key}.threshold"),
+                        format!("{t} is not a non-negative number"),
+                    ));
+                }
+            }
+            let name = sig.name.unwrap_or_else(|| sig.metric.trim().to_owned());
+            signals.push(SignalDef {
+                name,
+                selector,
+                unit: sig.unit.unwrap_or(SignalUnit::Count),
+                threshold: sig.threshold,
+                decides: sig.decides.unwrap_or(true),
+            });
+        }
         Ok(Scenario {
             name,
             path: self.path.to_owned(),
@@ -372,6 +468,7 @@ impl Validator<'_> {
             load,
             settle,
             thresholds,
+            signals,
         })
     }
 
@@ -436,26 +533,55 @@ impl Validator<'_> {
             format!("{host}:80")
         };
 
-        let pprof_text = file
-            .pprof
-            .unwrap_or_else(|| format!("http://{authority}/debug/pprof"));
-        let pprof_text = pprof_text.trim_end_matches('/').to_owned();
-        let pprof: Uri = pprof_text.parse().map_err(|e| {
-            self.invalid(
+        let metrics = self.source_url(
+            "target.metrics",
+            file.metrics.as_deref(),
+            "http://127.0.0.1:9100/metrics",
+        )?;
+        let expvar = self.source_url(
+            "target.expvar",
+            file.expvar.as_deref(),
+            "http://127.0.0.1:8080/debug/vars",
+        )?;
+        // pprof is assumed at the target's own address only when no other
+        // source is named: a metrics-only service has no /debug/pprof.
+        let pprof_text = match file.pprof.as_deref() {
+            Some("off") => None,
+            Some(text) => Some(text.to_owned()),
+            None if metrics.is_none() && expvar.is_none() => {
+                Some(format!("http://{authority}/debug/pprof"))
+            }
+            None => None,
+        };
+        let pprof = match pprof_text {
+            Some(text) => self.source_url(
                 "target.pprof",
-                format!("`{pprof_text}` is not a URL ({e}); write e.g. \"http://127.0.0.1:6060/debug/pprof\""),
-            )
-        })?;
-        if pprof.scheme_str() != Some("http") {
-            return Err(self.invalid(
-                "target.pprof",
-                "must be an http:// URL of net/http/pprof, e.g. \"http://127.0.0.1:6060/debug/pprof\"",
-            ));
+                Some(text.trim_end_matches('/')),
+                "http://127.0.0.1:6060/debug/pprof",
+            )?,
+            None => None,
+        };
+        let pid = match file.pid {
+            None => None,
+            Some(p) if p > 0 && p <= i64::from(i32::MAX) => Some(p as u32),
+            Some(p) => {
+                return Err(self.invalid("target.pid", format!("{p} is not a process id")));
+            }
+        };
+        if let Some(p) = pid {
+            if !Path::new(&format!("/proc/{p}")).exists() {
+                return Err(self.invalid(
+                    "target.pid",
+                    format!(
+                        "no process {p} is running; start the target first or use target.command"
+                    ),
+                ));
+            }
         }
-        let pprof_host = pprof
-            .host()
-            .ok_or_else(|| self.invalid("target.pprof", "has no host"))?;
-        self.require_loopback("target.pprof", pprof_host)?;
+        let ready = match file.ready.as_deref() {
+            None => None,
+            Some(text) => Some(self.ready(text)?),
+        };
 
         let cwd = match file.cwd {
             Some(c) if c.is_absolute() => c,
@@ -480,15 +606,81 @@ impl Validator<'_> {
             file.ready_timeout,
             Duration::from_secs(15),
         )?;
+        if pprof.is_none()
+            && metrics.is_none()
+            && expvar.is_none()
+            && pid.is_none()
+            && command.is_none()
+        {
+            return Err(self.invalid(
+                "target",
+                "has no signal source: name pprof, metrics or expvar, or a pid or command for /proc",
+            ));
+        }
         Ok(Target {
             url,
             transport,
             pprof,
+            metrics,
+            expvar,
+            pid,
+            ready,
             command,
             env: file.env,
             cwd,
             ready_timeout,
         })
+    }
+
+    /// An optional http URL of a signal source on this machine.
+    fn source_url(
+        &self,
+        key: &str,
+        text: Option<&str>,
+        example: &str,
+    ) -> Result<Option<Uri>, ScenarioError> {
+        let Some(text) = text else {
+            return Ok(None);
+        };
+        let text = self.expand(key, text)?;
+        let uri: Uri = text.parse().map_err(|e| {
+            self.invalid(
+                key,
+                format!("`{text}` is not a URL ({e}); write e.g. \"{example}\""),
+            )
+        })?;
+        if uri.scheme_str() != Some("http") {
+            return Err(self.invalid(key, format!("must be an http:// URL, e.g. \"{example}\"")));
+        }
+        let host = uri.host().ok_or_else(|| self.invalid(key, "has no host"))?;
+        self.require_loopback(key, host)?;
+        Ok(Some(uri))
+    }
+
+    fn ready(&self, text: &str) -> Result<Ready, ScenarioError> {
+        let text = self.expand("target.ready", text)?;
+        if let Some(rest) = text.strip_prefix("tcp://") {
+            let (host, port) = rest.rsplit_once(':').ok_or_else(|| {
+                self.invalid(
+                    "target.ready",
+                    "write tcp://HOST:PORT, e.g. \"tcp://127.0.0.1:8080\"",
+                )
+            })?;
+            let port: u16 = port
+                .parse()
+                .map_err(|_| self.invalid("target.ready", format!("`{port}` is not a port")))?;
+            self.require_loopback("target.ready", host)?;
+            return Ok(Ready::Tcp(
+                host.trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .to_owned(),
+                port,
+            ));
+        }
+        match self.source_url("target.ready", Some(&text), "http://127.0.0.1:8080/healthz")? {
+            Some(uri) => Ok(Ready::Http(uri)),
+            None => unreachable!("source_url returns Some for Some"),
+        }
     }
 
     /// Load only goes to this machine: refuse any other host before a socket opens.
@@ -709,7 +901,7 @@ mod tests {
         assert_eq!(s.name, "s");
         assert_eq!(s.target.transport, Transport::WebSocket);
         assert_eq!(
-            s.target.pprof.to_string(),
+            s.target.pprof.unwrap().to_string(),
             "http://127.0.0.1:8080/debug/pprof"
         );
         assert_eq!(s.load.concurrency, 200);
@@ -746,7 +938,7 @@ mod tests {
         .unwrap();
         assert_eq!(s.name, "chat");
         assert_eq!(
-            s.target.pprof.to_string(),
+            s.target.pprof.unwrap().to_string(),
             "http://127.0.0.1:6060/debug/pprof"
         );
         assert_eq!(s.load.hold, Duration::from_millis(250));
@@ -823,6 +1015,64 @@ mod tests {
             "[target]\nurl = \"http://127.0.0.1:1/\"\n[load]\nsessions = 1\nheaders = { \"Bad Name\" = \"x\" }",
         );
         assert!(e.contains("load.headers.Bad Name"), "{e}");
+    }
+
+    #[test]
+    fn metrics_sources_turn_off_the_assumed_pprof() {
+        let s = parse(
+            r#"
+            [target]
+            url = "http://127.0.0.1:3000/visit"
+            metrics = "http://127.0.0.1:3000/metrics"
+            ready = "tcp://127.0.0.1:3000"
+            [load]
+            sessions = 5
+            [[signals]]
+            metric = 'jvm_memory_used_bytes{area="heap"}'
+            name = "jvm_heap"
+            unit = "bytes"
+            decides = false
+            [[signals]]
+            metric = "nodejs_active_handles_total"
+            threshold = 3
+            "#,
+        )
+        .unwrap();
+        assert!(s.target.pprof.is_none());
+        assert_eq!(s.target.ready, Some(Ready::Tcp("127.0.0.1".into(), 3000)));
+        assert_eq!(s.signals.len(), 2);
+        assert_eq!(s.signals[0].name, "jvm_heap");
+        assert_eq!(s.signals[0].selector.labels["area"], "heap");
+        assert_eq!(
+            (s.signals[0].unit, s.signals[0].decides),
+            (SignalUnit::Bytes, false)
+        );
+        assert_eq!(s.signals[1].name, "nodejs_active_handles_total");
+        assert_eq!(
+            (s.signals[1].threshold, s.signals[1].decides),
+            (Some(3.0), true)
+        );
+    }
+
+    #[test]
+    fn signal_sources_are_checked() {
+        let base = "[target]\nurl = \"http://127.0.0.1:1/\"\n";
+        let e = err(&format!(
+            "{base}[load]\nsessions = 1\n[[signals]]\nmetric = \"x\""
+        ));
+        assert!(e.contains("target.metrics"), "{e}");
+        let e = err(&format!(
+            "{base}metrics = \"http://10.1.1.1/metrics\"\n[load]\nsessions = 1"
+        ));
+        assert!(e.contains("loopback"), "{e}");
+        let e = err(&format!("{base}pprof = \"off\"\n[load]\nsessions = 1"));
+        assert!(e.contains("no signal source"), "{e}");
+        let e = err(&format!("{base}pid = 2147483000\n[load]\nsessions = 1"));
+        assert!(e.contains("no process"), "{e}");
+        let e = err(&format!(
+            "{base}metrics = \"http://127.0.0.1:1/m\"\n[load]\nsessions = 1\n[[signals]]\nmetric = \"a b\""
+        ));
+        assert!(e.contains("signals[0].metric"), "{e}");
     }
 
     #[test]

@@ -47,7 +47,7 @@ impl Verdict {
 #[derive(Debug, Clone)]
 pub struct Series {
     /// Signal name, e.g. `goroutines`.
-    pub name: &'static str,
+    pub name: String,
     /// Unit of the values: `count` or `bytes`.
     pub unit: &'static str,
     /// Whether this signal takes part in the overall verdict (exact counters
@@ -67,7 +67,7 @@ pub struct Series {
 #[derive(Debug, Clone, Serialize)]
 pub struct SignalVerdict {
     /// Signal name.
-    pub name: &'static str,
+    pub name: String,
     /// Unit of every value below.
     pub unit: &'static str,
     /// This signal's verdict.
@@ -93,7 +93,7 @@ pub struct SignalVerdict {
 /// Judges one signal; `sessions` is the number of sessions per cycle.
 pub fn judge(series: &Series, sessions: u32) -> SignalVerdict {
     let Series {
-        name,
+        ref name,
         unit,
         decides,
         baseline,
@@ -173,7 +173,7 @@ pub fn judge(series: &Series, sessions: u32) -> SignalVerdict {
         )
     };
     SignalVerdict {
-        name,
+        name: name.clone(),
         unit,
         verdict,
         decides,
@@ -262,7 +262,7 @@ mod tests {
 
     fn series(baseline: f64, cycles: &[f64], threshold: f64) -> Series {
         Series {
-            name: "goroutines",
+            name: "goroutines".to_owned(),
             unit: "count",
             decides: true,
             baseline,

@@ -167,6 +167,8 @@ impl Sources {
             if let Some(p) = procfs::read(pid) {
                 r.insert("fds".into(), p.fds as f64);
                 r.insert("sockets".into(), p.sockets as f64);
+                r.insert("pipes".into(), p.pipes as f64);
+                r.insert("other_fds".into(), p.other_fds as f64);
                 r.insert("rss_bytes".into(), p.rss_bytes as f64);
                 r.insert("threads".into(), p.threads as f64);
             }
@@ -258,7 +260,7 @@ impl Sources {
         } else {
             "metrics"
         };
-        let standard: [(&str, &'static str, bool, f64, &'static str); 10] = [
+        let standard: [(&str, &'static str, bool, f64, &'static str); 12] = [
             ("goroutines", "count", true, t.goroutines, count_source),
             ("heap_bytes", "bytes", gc, heap_floor, heap_source),
             ("heap_objects", "count", gc, t.heap_objects, heap_source),
@@ -267,6 +269,8 @@ impl Sources {
             ("heap_inuse", "bytes", false, heap_floor, heap_source),
             ("sys_bytes", "bytes", false, heap_floor, heap_source),
             ("sockets", "count", false, t.fds, "proc"),
+            ("pipes", "count", false, t.fds, "proc"),
+            ("other_fds", "count", false, t.fds, "proc"),
             ("rss_bytes", "bytes", false, heap_floor, fd_source),
             ("threads", "count", false, t.goroutines, "proc"),
         ];

@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
+use crate::redact::Redactor;
 use crate::report::{Render, json::Json, junit::Junit, markdown::Markdown, text::Text};
 use crate::run::{self, RunOptions};
 use crate::scenario::Scenario;
@@ -54,19 +55,23 @@ pub fn execute(cli: Cli) -> Result<ExitCode> {
             quiet,
         } => {
             let scenario = Scenario::load(&scenario)?;
+            // Everything printed or written below goes through this.
+            let redactor = Redactor::from_scenario(&scenario);
             let options = RunOptions { out, quiet };
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
                 .context("starting the async runtime")?;
-            let outcome = runtime.block_on(run::run(&scenario, &options))?;
+            let outcome = runtime
+                .block_on(run::run(&scenario, &options))
+                .map_err(|e| anyhow::anyhow!("{}", redactor.redact(&format!("{e:#}"))))?;
             let report = &outcome.report;
-            print!("{}", Text.render(report));
+            print!("{}", redactor.redact(&Text.render(report)));
             if let Some(dir) = &options.out {
                 let formats: [&dyn Render; 3] = [&Json, &Junit, &Markdown];
                 for format in formats {
                     let path = dir.join(format.file_name());
-                    std::fs::write(&path, format.render(report))
+                    std::fs::write(&path, redactor.redact(&format.render(report)).as_bytes())
                         .with_context(|| format!("writing {}", path.display()))?;
                 }
                 if report.profiles.contains_key("heap_diff") {
@@ -77,7 +82,7 @@ pub fn execute(cli: Cli) -> Result<ExitCode> {
                 }
             }
             if let Some(e) = &outcome.error {
-                eprintln!("leakbench: error: {e:#}");
+                eprintln!("leakbench: error: {}", redactor.redact(&format!("{e:#}")));
             }
             // The runtime may hold a blocked stdin reader or a signal task; do
             // not wait for them.
@@ -86,13 +91,15 @@ pub fn execute(cli: Cli) -> Result<ExitCode> {
         }
         Command::Validate { scenario } => {
             let s = Scenario::load(&scenario)?;
+            let redactor = Redactor::from_scenario(&s);
             println!("{}: valid", scenario.display());
-            println!(
+            let target = format!(
                 "  target   {} ({:?}), pprof {}",
                 s.target.url, s.target.transport, s.target.pprof
             );
+            println!("{}", redactor.redact(&target));
             if let Some(cmd) = &s.target.command {
-                println!("  command  {}", cmd.join(" "));
+                println!("  command  {}", redactor.redact(&cmd.join(" ")));
             }
             println!(
                 "  load     {} sessions per cycle, {} at once, {} warm-up + {} measured cycles, close {:?}",

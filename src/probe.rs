@@ -20,10 +20,9 @@ use tokio::task::JoinHandle;
 use crate::pprof::{self, DecodeError, MemStats};
 use crate::procfs::{self, ProcStats};
 
-/// Longest a single probe may take, connection included. Generous because a
-/// `debug=2` dump of tens of thousands of goroutines stops the world and is
-/// tens of MB; bounded so a target that trickles bytes cannot hang a run.
-const FETCH_TIMEOUT: Duration = Duration::from_secs(60);
+/// Longest a single probe may take, connection included, unless the
+/// scenario says otherwise (`target.probe_timeout`).
+const FETCH_TIMEOUT: Duration = crate::scenario::DEFAULT_PROBE_TIMEOUT;
 
 /// Largest probe response accepted (Go truncates debug=2 dumps at 64 MiB).
 const MAX_RESPONSE_BYTES: usize = 256 << 20;
@@ -45,12 +44,12 @@ pub enum ProbeError {
         reason: String,
     },
     /// No complete answer within the fetch timeout.
-    #[error("pprof endpoint {url} did not answer within {secs} s")]
+    #[error("pprof endpoint {url} did not answer within {secs} s (target.probe_timeout)")]
     Timeout {
         /// The URL probed.
         url: String,
-        /// The limit.
-        secs: u64,
+        /// The limit, seconds.
+        secs: f64,
     },
     /// A non-200 answer.
     #[error("pprof endpoint {url} answered {status}: {hint}")]
@@ -122,6 +121,7 @@ pub struct Probe {
     sender: Option<SendRequest<Empty<Bytes>>>,
     connection: Option<JoinHandle<()>>,
     pid: Option<u32>,
+    timeout: Duration,
 }
 
 impl Drop for Probe {
@@ -146,7 +146,14 @@ impl Probe {
             sender: None,
             connection: None,
             pid: None,
+            timeout: FETCH_TIMEOUT,
         }
+    }
+
+    /// Bounds each fetch, connection included, by `timeout`.
+    pub fn with_timeout(mut self, timeout: Duration) -> Probe {
+        self.timeout = timeout;
+        self
     }
 
     /// Also reads /proc/`pid` (descriptors, RSS, threads) with every sample.
@@ -163,13 +170,13 @@ impl Probe {
     /// Fetches `<base>/<path_and_query>`, e.g. `goroutine?debug=1`.
     pub async fn get(&mut self, path_and_query: &str) -> Result<Bytes, ProbeError> {
         let url = format!("{}/{}", self.base, path_and_query);
-        match tokio::time::timeout(FETCH_TIMEOUT, self.get_inner(&url)).await {
+        match tokio::time::timeout(self.timeout, self.get_inner(&url)).await {
             Ok(result) => result,
             Err(_) => {
                 self.disconnect();
                 Err(ProbeError::Timeout {
                     url,
-                    secs: FETCH_TIMEOUT.as_secs(),
+                    secs: self.timeout.as_secs_f64(),
                 })
             }
         }

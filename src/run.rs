@@ -13,6 +13,7 @@ use anyhow::{Context, Result, bail};
 use crate::load::{self, CycleLoad};
 use crate::pprof;
 use crate::probe::{Counters, Probe, ProbeError, Snapshot};
+use crate::redact::Redactor;
 use crate::report::{Phase, Report, SCHEMA, TimelinePoint};
 use crate::scenario::Scenario;
 use crate::settle::{self, BASELINE_QUIET, CYCLE_QUIET, Ending, Goal, Settled, Tolerance};
@@ -53,6 +54,7 @@ pub enum RunError {
 struct Progress {
     quiet: bool,
     start: Instant,
+    redactor: Redactor,
 }
 
 impl Progress {
@@ -61,7 +63,7 @@ impl Progress {
             eprintln!(
                 "[{:>6.1}s] {}",
                 self.start.elapsed().as_secs_f64(),
-                text.as_ref()
+                self.redactor.redact(text.as_ref())
             );
         }
     }
@@ -109,6 +111,7 @@ pub async fn run(scenario: &Scenario, options: &RunOptions) -> Result<Outcome> {
     let progress = Progress {
         quiet: options.quiet,
         start,
+        redactor: Redactor::from_scenario(scenario),
     };
     if let Some(out) = &options.out {
         std::fs::create_dir_all(out)
@@ -136,7 +139,9 @@ pub async fn run(scenario: &Scenario, options: &RunOptions) -> Result<Outcome> {
         options,
         progress,
         launched: launched.as_mut(),
-        probe: Probe::new(&scenario.target.pprof).with_pid(pid),
+        probe: Probe::new(&scenario.target.pprof)
+            .with_pid(pid)
+            .with_timeout(scenario.target.probe_timeout),
         timeline: Vec::new(),
         phase_name: "start".to_owned(),
         phases: Vec::new(),
@@ -174,6 +179,8 @@ pub async fn run(scenario: &Scenario, options: &RunOptions) -> Result<Outcome> {
     drop(session);
     if let Some(t) = launched.as_mut() {
         t.stop().await;
+        // The target may have logged a header or token it was sent.
+        let _ = Redactor::from_scenario(scenario).redact_file(t.log_path());
     }
     report.duration_s = start.elapsed().as_secs_f64();
     Ok(Outcome { report, error })
@@ -571,7 +578,12 @@ impl Session<'_> {
             ));
         }
         for (role, name, bytes) in files {
-            write(out, name, bytes)?;
+            let bytes = if name.ends_with(".txt") {
+                self.progress.redactor.redact_bytes(bytes)
+            } else {
+                bytes.into()
+            };
+            write(out, name, &bytes)?;
             report.profiles.insert(role.to_owned(), name.to_owned());
         }
         // Final minus baseline as profiles of their own, so that

@@ -17,6 +17,24 @@ use crate::scenario::Scenario;
 /// Exit code for an error (bad input, unreachable target, target died).
 pub const EXIT_ERROR: u8 = 2;
 
+/// An error and its causes on one line, each cause said once: typed errors
+/// here already quote their source in their own message, which `{:#}`
+/// would repeat.
+pub fn error_line(err: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if line.contains(text.trim()) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(text.trim());
+    }
+    line
+}
+
 /// Leak verdicts under load: open sessions against a service, close them,
 /// let it settle, and judge whether goroutines and memory came back.
 #[derive(Debug, Parser)]
@@ -64,7 +82,7 @@ pub fn execute(cli: Cli) -> Result<ExitCode> {
                 .context("starting the async runtime")?;
             let outcome = runtime
                 .block_on(run::run(&scenario, &options))
-                .map_err(|e| anyhow::anyhow!("{}", redactor.redact(&format!("{e:#}"))))?;
+                .map_err(|e| anyhow::anyhow!("{}", redactor.redact(&error_line(&e))))?;
             let report = &outcome.report;
             print!("{}", redactor.redact(&Text.render(report)));
             if let Some(dir) = &options.out {
@@ -82,7 +100,7 @@ pub fn execute(cli: Cli) -> Result<ExitCode> {
                 }
             }
             if let Some(e) = &outcome.error {
-                eprintln!("leakbench: error: {}", redactor.redact(&format!("{e:#}")));
+                eprintln!("leakbench: error: {}", redactor.redact(&error_line(e)));
             }
             // The runtime may hold a blocked stdin reader or a signal task; do
             // not wait for them.

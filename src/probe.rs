@@ -233,9 +233,17 @@ impl Probe {
             .await
             .map_err(|e| {
                 self.disconnect();
+                let reason = if e.is::<http_body_util::LengthLimitError>() {
+                    format!(
+                        "the response is larger than {} MiB; is this a pprof endpoint?",
+                        MAX_RESPONSE_BYTES >> 20
+                    )
+                } else {
+                    e.to_string()
+                };
                 ProbeError::Body {
                     url: url.to_owned(),
-                    reason: e.to_string(),
+                    reason,
                 }
             })?
             .to_bytes();
@@ -327,7 +335,9 @@ impl Probe {
     pub async fn snapshot(&mut self) -> Result<Snapshot, ProbeError> {
         let counters = self.measure().await?;
         let heap_profile = self.get("heap?gc=1").await?;
+        self.check_profile("heap?gc=1", &heap_profile)?;
         let goroutine_profile = self.get("goroutine").await?;
+        self.check_profile("goroutine", &goroutine_profile)?;
         let dump = self.get("goroutine?debug=2").await?;
         let goroutine_dump = String::from_utf8_lossy(&dump).into_owned();
         Ok(Snapshot {
@@ -337,6 +347,19 @@ impl Probe {
             goroutine_profile,
             goroutine_dump,
         })
+    }
+}
+
+impl Probe {
+    /// A profile that does not decode is an error now, naming its URL,
+    /// rather than a silent lack of suspects later.
+    fn check_profile(&self, path_and_query: &str, bytes: &[u8]) -> Result<(), ProbeError> {
+        pprof::decode(bytes)
+            .map(drop)
+            .map_err(|source| ProbeError::Decode {
+                url: format!("{}/{path_and_query}", self.base),
+                source,
+            })
     }
 }
 

@@ -388,7 +388,7 @@ impl Session<'_> {
             (Status::Interrupted, _) => {
                 reasons.insert(0, format!("interrupted during {}", self.phase_name));
             }
-            (Status::Error, Some(e)) => reasons.insert(0, format!("{e:#}")),
+            (Status::Error, Some(e)) => reasons.insert(0, crate::cli::error_line(e)),
             _ => {}
         }
         if status == Status::Complete {
@@ -460,7 +460,8 @@ impl Session<'_> {
                     let retryable =
                         matches!(e, ProbeError::Connect { .. }) && self.launched.is_some();
                     if !retryable || Instant::now() >= deadline {
-                        let hint = if self.launched.is_none() {
+                        let refused = matches!(e, ProbeError::Connect { .. });
+                        let hint = if self.launched.is_none() && refused {
                             " (is the target running? set target.command to have leakbench start it)"
                         } else {
                             ""

@@ -594,3 +594,22 @@ fn target_floods() {
     let t = FakeTarget::with(GOROUTINE_COUNT, Reply::Flood);
     run_against(&t, "").assert_error(&t.url(GOROUTINE_COUNT), "larger than 256 MiB");
 }
+
+#[test]
+fn every_docs_row_has_its_test() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let docs = std::fs::read_to_string(root.join("docs/errors.md")).expect("docs/errors.md");
+    let tests = std::fs::read_to_string(root.join("tests/errors.rs")).expect("tests/errors.rs");
+    let rows: Vec<&str> = docs
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `"))
+        .filter_map(|l| l.split('`').next())
+        .collect();
+    assert!(rows.len() >= 20, "rows found: {rows:?}");
+    for row in rows {
+        assert!(
+            tests.contains(&format!("fn {row}()")),
+            "docs/errors.md row `{row}` has no test of that name"
+        );
+    }
+}

@@ -113,6 +113,7 @@ pub async fn run(scenario: &Scenario, options: &RunOptions) -> Result<Outcome> {
         start,
         redactor: Redactor::from_scenario(scenario),
     };
+    let mut signals = Signals::new();
     if let Some(out) = &options.out {
         std::fs::create_dir_all(out)
             .with_context(|| format!("creating output folder {}", out.display()))?;
@@ -157,14 +158,22 @@ pub async fn run(scenario: &Scenario, options: &RunOptions) -> Result<Outcome> {
             Ok(()) => (Status::Complete, None),
             Err(e) => (Status::Error, Some(e)),
         },
-        signal = shutdown_signal() => {
+        signal = signals.first() => {
             session.progress.line(format!("{signal}: stopping (press Ctrl-C again to exit at once)"));
-            tokio::spawn(async {
-                if tokio::signal::ctrl_c().await.is_ok() {
-                    eprintln!("leakbench: interrupted twice, exiting now");
-                    std::process::exit(i32::from(EXIT_INTERRUPTED));
-                }
-            });
+            if let Some(mut second) = signals.interrupt.take() {
+                tokio::spawn(async move {
+                    if second.recv().await.is_some() {
+                        eprintln!("leakbench: interrupted twice, exiting now");
+                        if let Some(pid) = pid {
+                            // No target outlives us, even one that ignores
+                            // the SIGTERM that PR_SET_PDEATHSIG would send.
+                            // SAFETY: signalling our own child's process group.
+                            unsafe { libc::kill(-(pid as i32), libc::SIGKILL) };
+                        }
+                        std::process::exit(i32::from(EXIT_INTERRUPTED));
+                    }
+                });
+            }
             (Status::Interrupted, None)
         }
     };
@@ -186,21 +195,36 @@ pub async fn run(scenario: &Scenario, options: &RunOptions) -> Result<Outcome> {
     Ok(Outcome { report, error })
 }
 
-/// Resolves on the first SIGINT or SIGTERM, naming it.
-async fn shutdown_signal() -> &'static str {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).ok();
-    let sigterm = async {
-        match term.as_mut() {
-            Some(t) => {
-                t.recv().await;
-            }
-            None => std::future::pending::<()>().await,
+/// SIGINT and SIGTERM listeners, registered when created: from then on a
+/// signal is never lost, and never kills leakbench with its default action.
+struct Signals {
+    interrupt: Option<tokio::signal::unix::Signal>,
+    terminate: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn new() -> Signals {
+        use tokio::signal::unix::{SignalKind, signal};
+        Signals {
+            interrupt: signal(SignalKind::interrupt()).ok(),
+            terminate: signal(SignalKind::terminate()).ok(),
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => "interrupted (SIGINT)",
-        _ = sigterm => "terminated (SIGTERM)",
+    }
+
+    /// Resolves on the first SIGINT or SIGTERM, naming it.
+    async fn first(&mut self) -> &'static str {
+        async fn recv(s: &mut Option<tokio::signal::unix::Signal>) {
+            match s {
+                Some(s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        }
+        tokio::select! {
+            _ = recv(&mut self.interrupt) => "interrupted (SIGINT)",
+            _ = recv(&mut self.terminate) => "terminated (SIGTERM)",
+        }
     }
 }
 

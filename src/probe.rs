@@ -136,9 +136,10 @@ impl Probe {
     /// A probe of the pprof base URL, e.g. `http://127.0.0.1:6060/debug/pprof`.
     /// Nothing is connected until the first request.
     pub fn new(base: &Uri) -> Probe {
+        // Host header and request target never carry URL userinfo.
         let authority = base
             .authority()
-            .map(|a| a.as_str().to_owned())
+            .map(|a| a.as_str().rsplit('@').next().unwrap_or_default().to_owned())
             .unwrap_or_default();
         Probe {
             base: base.clone(),
@@ -196,14 +197,11 @@ impl Probe {
     }
 
     async fn request(&mut self, url: &str) -> Result<Bytes, ProbeError> {
+        // Origin form: everything from the first `/` after the authority.
         let path = url
-            .strip_prefix(&format!(
-                "{}://{}",
-                self.base.scheme_str().unwrap_or("http"),
-                self.authority
-            ))
-            .unwrap_or(url)
-            .to_owned();
+            .split_once("://")
+            .and_then(|(_, rest)| rest.find('/').map(|i| rest[i..].to_owned()))
+            .unwrap_or_else(|| "/".to_owned());
         let authority = self.authority.clone();
         let sender = self.connect(url).await?;
         let request = Request::get(path)

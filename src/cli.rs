@@ -9,12 +9,31 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
+use crate::redact::Redactor;
 use crate::report::{Render, json::Json, junit::Junit, markdown::Markdown, text::Text};
 use crate::run::{self, RunOptions};
 use crate::scenario::Scenario;
 
 /// Exit code for an error (bad input, unreachable target, target died).
 pub const EXIT_ERROR: u8 = 2;
+
+/// An error and its causes on one line, each cause said once: typed errors
+/// here already quote their source in their own message, which `{:#}`
+/// would repeat.
+pub fn error_line(err: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if line.contains(text.trim()) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(text.trim());
+    }
+    line
+}
 
 /// Leak verdicts under load: open sessions against a service, close them,
 /// let it settle, and judge whether goroutines and memory came back.
@@ -54,19 +73,23 @@ pub fn execute(cli: Cli) -> Result<ExitCode> {
             quiet,
         } => {
             let scenario = Scenario::load(&scenario)?;
+            // Everything printed or written below goes through this.
+            let redactor = Redactor::from_scenario(&scenario);
             let options = RunOptions { out, quiet };
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
                 .context("starting the async runtime")?;
-            let outcome = runtime.block_on(run::run(&scenario, &options))?;
+            let outcome = runtime
+                .block_on(run::run(&scenario, &options))
+                .map_err(|e| anyhow::anyhow!("{}", redactor.redact(&error_line(&e))))?;
             let report = &outcome.report;
-            print!("{}", Text.render(report));
+            print!("{}", redactor.redact(&Text.render(report)));
             if let Some(dir) = &options.out {
                 let formats: [&dyn Render; 3] = [&Json, &Junit, &Markdown];
                 for format in formats {
                     let path = dir.join(format.file_name());
-                    std::fs::write(&path, format.render(report))
+                    std::fs::write(&path, redactor.redact(&format.render(report)).as_bytes())
                         .with_context(|| format!("writing {}", path.display()))?;
                 }
                 if report.profiles.contains_key("heap_diff") {
@@ -77,7 +100,7 @@ pub fn execute(cli: Cli) -> Result<ExitCode> {
                 }
             }
             if let Some(e) = &outcome.error {
-                eprintln!("leakbench: error: {e:#}");
+                eprintln!("leakbench: error: {}", redactor.redact(&error_line(e)));
             }
             // The runtime may hold a blocked stdin reader or a signal task; do
             // not wait for them.
@@ -86,8 +109,10 @@ pub fn execute(cli: Cli) -> Result<ExitCode> {
         }
         Command::Validate { scenario } => {
             let s = Scenario::load(&scenario)?;
+            let redactor = Redactor::from_scenario(&s);
             println!("{}: valid", scenario.display());
-            println!("  target   {} ({:?})", s.target.url, s.target.transport);
+            let target = format!("  target   {} ({:?})", s.target.url, s.target.transport);
+            println!("{}", redactor.redact(&target));
             let sources: Vec<String> = [
                 s.target.pprof.as_ref().map(|u| format!("pprof {u}")),
                 s.target.metrics.as_ref().map(|u| format!("metrics {u}")),
@@ -101,7 +126,10 @@ pub fn execute(cli: Cli) -> Result<ExitCode> {
             .into_iter()
             .flatten()
             .collect();
-            println!("  sources  {}", sources.join(", "));
+            println!(
+                "{}",
+                redactor.redact(&format!("  sources  {}", sources.join(", ")))
+            );
             for sig in &s.signals {
                 println!(
                     "  signal   {} from {:?}{}",
@@ -111,7 +139,7 @@ pub fn execute(cli: Cli) -> Result<ExitCode> {
                 );
             }
             if let Some(cmd) = &s.target.command {
-                println!("  command  {}", cmd.join(" "));
+                println!("  command  {}", redactor.redact(&cmd.join(" ")));
             }
             println!(
                 "  load     {} sessions per cycle, {} at once, {} warm-up + {} measured cycles, close {:?}",

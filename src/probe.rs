@@ -19,10 +19,9 @@ use tokio::task::JoinHandle;
 
 use crate::pprof::{self, DecodeError, MemStats};
 
-/// Longest a single probe may take, connection included. Generous because a
-/// `debug=2` dump of tens of thousands of goroutines stops the world and is
-/// tens of MB; bounded so a target that trickles bytes cannot hang a run.
-const FETCH_TIMEOUT: Duration = Duration::from_secs(60);
+/// Longest a single probe may take, connection included, unless the
+/// scenario says otherwise (`target.probe_timeout`).
+const FETCH_TIMEOUT: Duration = crate::scenario::DEFAULT_PROBE_TIMEOUT;
 
 /// Largest probe response accepted (Go truncates debug=2 dumps at 64 MiB).
 const MAX_RESPONSE_BYTES: usize = 256 << 20;
@@ -44,12 +43,12 @@ pub enum ProbeError {
         reason: String,
     },
     /// No complete answer within the fetch timeout.
-    #[error("pprof endpoint {url} did not answer within {secs} s")]
+    #[error("pprof endpoint {url} did not answer within {secs} s (target.probe_timeout)")]
     Timeout {
         /// The URL probed.
         url: String,
-        /// The limit.
-        secs: u64,
+        /// The limit, seconds.
+        secs: f64,
     },
     /// A non-200 answer.
     #[error("pprof endpoint {url} answered {status}: {hint}")]
@@ -117,6 +116,7 @@ pub struct Probe {
     authority: String,
     sender: Option<SendRequest<Empty<Bytes>>>,
     connection: Option<JoinHandle<()>>,
+    timeout: Duration,
 }
 
 impl Drop for Probe {
@@ -131,16 +131,24 @@ impl Probe {
     /// A probe of the pprof base URL, e.g. `http://127.0.0.1:6060/debug/pprof`.
     /// Nothing is connected until the first request.
     pub fn new(base: &Uri) -> Probe {
+        // Host header and request target never carry URL userinfo.
         let authority = base
             .authority()
-            .map(|a| a.as_str().to_owned())
+            .map(|a| a.as_str().rsplit('@').next().unwrap_or_default().to_owned())
             .unwrap_or_default();
         Probe {
             base: base.clone(),
             authority,
             sender: None,
             connection: None,
+            timeout: FETCH_TIMEOUT,
         }
+    }
+
+    /// Bounds each fetch, connection included, by `timeout`.
+    pub fn with_timeout(mut self, timeout: Duration) -> Probe {
+        self.timeout = timeout;
+        self
     }
 
     /// The base URL.
@@ -156,13 +164,13 @@ impl Probe {
         } else {
             format!("{}/{}", self.base, path_and_query)
         };
-        match tokio::time::timeout(FETCH_TIMEOUT, self.get_inner(&url)).await {
+        match tokio::time::timeout(self.timeout, self.get_inner(&url)).await {
             Ok(result) => result,
             Err(_) => {
                 self.disconnect();
                 Err(ProbeError::Timeout {
                     url,
-                    secs: FETCH_TIMEOUT.as_secs(),
+                    secs: self.timeout.as_secs_f64(),
                 })
             }
         }
@@ -182,14 +190,11 @@ impl Probe {
     }
 
     async fn request(&mut self, url: &str) -> Result<Bytes, ProbeError> {
-        let path = match url.strip_prefix(&format!(
-            "{}://{}",
-            self.base.scheme_str().unwrap_or("http"),
-            self.authority
-        )) {
-            Some("") | None => "/".to_owned(),
-            Some(p) => p.to_owned(),
-        };
+        // Origin form: everything from the first `/` after the authority.
+        let path = url
+            .split_once("://")
+            .and_then(|(_, rest)| rest.find('/').map(|i| rest[i..].to_owned()))
+            .unwrap_or_else(|| "/".to_owned());
         let authority = self.authority.clone();
         let sender = self.connect(url).await?;
         let request = Request::get(path)
@@ -219,9 +224,17 @@ impl Probe {
             .await
             .map_err(|e| {
                 self.disconnect();
+                let reason = if e.is::<http_body_util::LengthLimitError>() {
+                    format!(
+                        "the response is larger than {} MiB; is this a pprof endpoint?",
+                        MAX_RESPONSE_BYTES >> 20
+                    )
+                } else {
+                    e.to_string()
+                };
                 ProbeError::Body {
                     url: url.to_owned(),
-                    reason: e.to_string(),
+                    reason,
                 }
             })?
             .to_bytes();
@@ -311,7 +324,9 @@ impl Probe {
     pub async fn snapshot(&mut self) -> Result<Snapshot, ProbeError> {
         let counters = self.measure().await?;
         let heap_profile = self.get("heap?gc=1").await?;
+        self.check_profile("heap?gc=1", &heap_profile)?;
         let goroutine_profile = self.get("goroutine").await?;
+        self.check_profile("goroutine", &goroutine_profile)?;
         let dump = self.get("goroutine?debug=2").await?;
         let goroutine_dump = String::from_utf8_lossy(&dump).into_owned();
         Ok(Snapshot {
@@ -321,6 +336,19 @@ impl Probe {
             goroutine_profile,
             goroutine_dump,
         })
+    }
+}
+
+impl Probe {
+    /// A profile that does not decode is an error now, naming its URL,
+    /// rather than a silent lack of suspects later.
+    fn check_profile(&self, path_and_query: &str, bytes: &[u8]) -> Result<(), ProbeError> {
+        pprof::decode(bytes)
+            .map(drop)
+            .map_err(|source| ProbeError::Decode {
+                url: format!("{}/{path_and_query}", self.base),
+                source,
+            })
     }
 }
 

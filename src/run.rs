@@ -13,6 +13,7 @@ use anyhow::{Context, Result, bail};
 use crate::load::{self, CycleLoad};
 use crate::pprof;
 use crate::probe::{Probe, Snapshot};
+use crate::redact::Redactor;
 use crate::report::{Phase, Report, SCHEMA, TimelinePoint};
 use crate::scenario::Ready;
 use crate::scenario::Scenario;
@@ -55,6 +56,7 @@ pub enum RunError {
 struct Progress {
     quiet: bool,
     start: Instant,
+    redactor: Redactor,
 }
 
 impl Progress {
@@ -63,7 +65,7 @@ impl Progress {
             eprintln!(
                 "[{:>6.1}s] {}",
                 self.start.elapsed().as_secs_f64(),
-                text.as_ref()
+                self.redactor.redact(text.as_ref())
             );
         }
     }
@@ -111,7 +113,9 @@ pub async fn run(scenario: &Scenario, options: &RunOptions) -> Result<Outcome> {
     let progress = Progress {
         quiet: options.quiet,
         start,
+        redactor: Redactor::from_scenario(scenario),
     };
+    let mut signals = Signals::new();
     if let Some(out) = &options.out {
         std::fs::create_dir_all(out)
             .with_context(|| format!("creating output folder {}", out.display()))?;
@@ -156,14 +160,22 @@ pub async fn run(scenario: &Scenario, options: &RunOptions) -> Result<Outcome> {
             Ok(()) => (Status::Complete, None),
             Err(e) => (Status::Error, Some(e)),
         },
-        signal = shutdown_signal() => {
+        signal = signals.first() => {
             session.progress.line(format!("{signal}: stopping (press Ctrl-C again to exit at once)"));
-            tokio::spawn(async {
-                if tokio::signal::ctrl_c().await.is_ok() {
-                    eprintln!("leakbench: interrupted twice, exiting now");
-                    std::process::exit(i32::from(EXIT_INTERRUPTED));
-                }
-            });
+            if let Some(mut second) = signals.interrupt.take() {
+                tokio::spawn(async move {
+                    if second.recv().await.is_some() {
+                        eprintln!("leakbench: interrupted twice, exiting now");
+                        if let Some(pid) = pid {
+                            // No target outlives us, even one that ignores
+                            // the SIGTERM that PR_SET_PDEATHSIG would send.
+                            // SAFETY: signalling our own child's process group.
+                            unsafe { libc::kill(-(pid as i32), libc::SIGKILL) };
+                        }
+                        std::process::exit(i32::from(EXIT_INTERRUPTED));
+                    }
+                });
+            }
             (Status::Interrupted, None)
         }
     };
@@ -178,26 +190,43 @@ pub async fn run(scenario: &Scenario, options: &RunOptions) -> Result<Outcome> {
     drop(session);
     if let Some(t) = launched.as_mut() {
         t.stop().await;
+        // The target may have logged a header or token it was sent.
+        let _ = Redactor::from_scenario(scenario).redact_file(t.log_path());
     }
     report.duration_s = start.elapsed().as_secs_f64();
     Ok(Outcome { report, error })
 }
 
-/// Resolves on the first SIGINT or SIGTERM, naming it.
-async fn shutdown_signal() -> &'static str {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).ok();
-    let sigterm = async {
-        match term.as_mut() {
-            Some(t) => {
-                t.recv().await;
-            }
-            None => std::future::pending::<()>().await,
+/// SIGINT and SIGTERM listeners, registered when created: from then on a
+/// signal is never lost, and never kills leakbench with its default action.
+struct Signals {
+    interrupt: Option<tokio::signal::unix::Signal>,
+    terminate: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn new() -> Signals {
+        use tokio::signal::unix::{SignalKind, signal};
+        Signals {
+            interrupt: signal(SignalKind::interrupt()).ok(),
+            terminate: signal(SignalKind::terminate()).ok(),
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => "interrupted (SIGINT)",
-        _ = sigterm => "terminated (SIGTERM)",
+    }
+
+    /// Resolves on the first SIGINT or SIGTERM, naming it.
+    async fn first(&mut self) -> &'static str {
+        async fn recv(s: &mut Option<tokio::signal::unix::Signal>) {
+            match s {
+                Some(s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        }
+        tokio::select! {
+            _ = recv(&mut self.interrupt) => "interrupted (SIGINT)",
+            _ = recv(&mut self.terminate) => "terminated (SIGTERM)",
+        }
     }
 }
 
@@ -396,7 +425,7 @@ impl Session<'_> {
             (Status::Interrupted, _) => {
                 reasons.insert(0, format!("interrupted during {}", self.phase_name));
             }
-            (Status::Error, Some(e)) => reasons.insert(0, format!("{e:#}")),
+            (Status::Error, Some(e)) => reasons.insert(0, crate::cli::error_line(e)),
             _ => {}
         }
         if status == Status::Complete {
@@ -620,7 +649,12 @@ impl Session<'_> {
             ));
         }
         for (role, name, bytes) in files {
-            write(out, name, bytes)?;
+            let bytes = if name.ends_with(".txt") {
+                self.progress.redactor.redact_bytes(bytes)
+            } else {
+                bytes.into()
+            };
+            write(out, name, &bytes)?;
             report.profiles.insert(role.to_owned(), name.to_owned());
         }
         // Final minus baseline as profiles of their own, so that

@@ -28,6 +28,15 @@ pub const DEFAULT_STEP_TIMEOUT: Duration = Duration::from_secs(10);
 /// have happened as specified (and the verdict becomes inconclusive).
 pub const DEFAULT_MAX_FAILURE_RATIO: f64 = 0.01;
 
+/// Default bound on one pprof fetch. Generous because a `debug=2` dump of
+/// tens of thousands of goroutines stops the world and is tens of MB;
+/// bounded so a target that trickles bytes cannot hang a run.
+pub const DEFAULT_PROBE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Longest duration any key accepts: a day is far beyond any sensible
+/// setting, and keeps deadline arithmetic far from overflow.
+const MAX_DURATION: Duration = Duration::from_secs(24 * 3600);
+
 /// A scenario that passed validation.
 #[derive(Debug, Clone)]
 pub struct Scenario {
@@ -45,6 +54,23 @@ pub struct Scenario {
     pub thresholds: Thresholds,
     /// Extra signals read from the Prometheus source.
     pub signals: Vec<SignalDef>,
+    /// What, beyond the always-secret headers, must never be printed.
+    pub secrets: Secrets,
+}
+
+/// Values to redact from every output (see `crate::redact`).
+/// Authorization, Cookie and Proxy-Authorization header values are always
+/// secret; these add to them.
+#[derive(Debug, Clone, Default)]
+pub struct Secrets {
+    /// More header names whose `load.headers` values are secret.
+    pub headers: Vec<http::HeaderName>,
+    /// Query parameter names whose values in `target.url` and `target.pprof`
+    /// are secret.
+    pub query: Vec<String>,
+    /// Values of the environment variables marked secret (`secrets.env`),
+    /// read when the scenario was validated; unset variables are skipped.
+    pub values: Vec<String>,
 }
 
 /// A user-named signal from `/metrics` (`[[signals]]`).
@@ -108,6 +134,8 @@ pub struct Target {
     pub cwd: PathBuf,
     /// Longest wait for a started target to answer on its pprof endpoint.
     pub ready_timeout: Duration,
+    /// Bound on each pprof fetch, connection included.
+    pub probe_timeout: Duration,
 }
 
 /// The wire protocol of a session, from the URL scheme.
@@ -228,11 +256,18 @@ pub enum ScenarioError {
         source: std::io::Error,
     },
     /// The TOML did not parse or did not fit the schema.
-    #[error("{path}: {message}")]
+    #[error("{}:{line}:{column}: {}{message}", path.display(), if key.is_empty() { String::new() } else { format!("{key}: ") })]
     Syntax {
         /// The file.
         path: PathBuf,
-        /// toml's message, with line, column and the key.
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// The dotted key at fault, e.g. `load.sesions` (may be empty).
+        key: String,
+        /// What is wrong, what was expected, and the nearest valid key
+        /// for a typo.
         message: String,
     },
     /// A value is out of range or inconsistent with another.
@@ -261,6 +296,19 @@ struct FileScenario {
     thresholds: FileThresholds,
     #[serde(default)]
     signals: Vec<FileSignal>,
+    #[serde(default)]
+    secrets: FileSecrets,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSecrets {
+    #[serde(default)]
+    headers: Vec<String>,
+    #[serde(default)]
+    query: Vec<String>,
+    #[serde(default)]
+    env: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -287,6 +335,7 @@ struct FileTarget {
     expvar: Option<String>,
     pid: Option<i64>,
     ready: Option<String>,
+    probe_timeout: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -344,9 +393,15 @@ impl Scenario {
     /// Validates scenario text; `path` names the file in errors and anchors
     /// relative paths.
     pub fn parse(text: &str, path: &Path) -> Result<Scenario, ScenarioError> {
-        let file: FileScenario = toml::from_str(text).map_err(|e| ScenarioError::Syntax {
-            path: path.to_owned(),
-            message: e.to_string().trim_end().to_owned(),
+        let file: FileScenario = toml::from_str(text).map_err(|e| {
+            let at = crate::suggest::locate(text, e.span(), e.message());
+            ScenarioError::Syntax {
+                path: path.to_owned(),
+                line: at.line,
+                column: at.column,
+                key: at.key,
+                message: at.message,
+            }
         })?;
         Validator { path }.scenario(file)
     }
@@ -461,6 +516,7 @@ impl Validator<'_> {
                 decides: sig.decides.unwrap_or(true),
             });
         }
+        let secrets = self.secrets(file.secrets)?;
         Ok(Scenario {
             name,
             path: self.path.to_owned(),
@@ -469,7 +525,42 @@ impl Validator<'_> {
             settle,
             thresholds,
             signals,
+            secrets,
         })
+    }
+
+    fn secrets(&self, file: FileSecrets) -> Result<Secrets, ScenarioError> {
+        let mut out = Secrets::default();
+        for name in &file.headers {
+            let header = http::HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+                self.invalid(
+                    "secrets.headers",
+                    format!("`{name}` is not an HTTP header name"),
+                )
+            })?;
+            out.headers.push(header);
+        }
+        for name in file.query {
+            if name.is_empty() || name.contains(['&', '=', '#']) {
+                return Err(self.invalid(
+                    "secrets.query",
+                    format!("`{name}` is not a query parameter name"),
+                ));
+            }
+            out.query.push(name);
+        }
+        for name in &file.env {
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                return Err(self.invalid(
+                    "secrets.env",
+                    format!("`{name}` is not a variable name; use letters, digits and _"),
+                ));
+            }
+            if let Ok(value) = std::env::var(name) {
+                out.values.push(value);
+            }
+        }
+        Ok(out)
     }
 
     fn target(&self, mut file: FileTarget, dir: &Path) -> Result<Target, ScenarioError> {
@@ -523,6 +614,9 @@ impl Validator<'_> {
             .host()
             .ok_or_else(|| self.invalid("target.url", "has no host"))?;
         self.require_loopback("target.url", host)?;
+        if url.port_u16() == Some(0) {
+            return Err(self.invalid("target.url", "port 0 is not a port to connect to"));
+        }
         let authority = url
             .authority()
             .map(|a| a.as_str().to_owned())
@@ -617,6 +711,17 @@ impl Validator<'_> {
                 "has no signal source: name pprof, metrics or expvar, or a pid or command for /proc",
             ));
         }
+        let probe_timeout = self.duration(
+            "target.probe_timeout",
+            file.probe_timeout,
+            DEFAULT_PROBE_TIMEOUT,
+        )?;
+        if probe_timeout < Duration::from_millis(100) {
+            return Err(self.invalid(
+                "target.probe_timeout",
+                "must be at least 100ms; a pprof fetch needs time to answer",
+            ));
+        }
         Ok(Target {
             url,
             transport,
@@ -629,6 +734,7 @@ impl Validator<'_> {
             env: file.env,
             cwd,
             ready_timeout,
+            probe_timeout,
         })
     }
 
@@ -868,14 +974,20 @@ impl Validator<'_> {
     ) -> Result<Duration, ScenarioError> {
         match value {
             None => Ok(default),
-            Some(text) => humantime::parse_duration(text.trim()).map_err(|e| {
-                self.invalid(
-                    key,
-                    format!(
-                        "`{text}` is not a duration ({e}); write e.g. \"500ms\", \"5s\" or \"2m\""
-                    ),
-                )
-            }),
+            Some(text) => {
+                let d = humantime::parse_duration(text.trim()).map_err(|e| {
+                    self.invalid(
+                        key,
+                        format!(
+                            "`{text}` is not a duration ({e}); write e.g. \"500ms\", \"5s\" or \"2m\""
+                        ),
+                    )
+                })?;
+                if d > MAX_DURATION {
+                    return Err(self.invalid(key, format!("`{text}` is longer than a day")));
+                }
+                Ok(d)
+            }
         }
     }
 }
@@ -963,8 +1075,41 @@ mod tests {
             sessions = 2
             sesions = 3
         "#);
-        assert!(e.contains("sesions"), "{e}");
-        assert!(e.contains("line 6"), "{e}");
+        assert!(
+            e.starts_with("/tmp/s.toml:6:13: load.sesions: unknown key"),
+            "{e}"
+        );
+        assert!(e.contains("did you mean `sessions`?"), "{e}");
+        assert!(!e.contains('\n'), "one line: {e}");
+        let e =
+            err("[target]\nurl = \"ws://127.0.0.1:1/\"\n[load]\nsessions = 2\nclose = \"abrubt\"");
+        assert!(e.contains(":5:9: load.close:"), "{e}");
+        assert!(e.contains("did you mean `abrupt`?"), "{e}");
+        let e = err(
+            "[target]\nurl = \"ws://127.0.0.1:1/\"\n[setle]\ntimeout = \"1s\"\n[load]\nsessions = 2",
+        );
+        assert!(e.contains(":3:2: setle: unknown key"), "{e}");
+        assert!(e.contains("did you mean `settle`?"), "{e}");
+        let e = err("[target]\nurl = \"ws://127.0.0.1:1/\"\n[load]\nconcurrency = 2");
+        assert!(e.contains("load.sessions: is required"), "{e}");
+    }
+
+    #[test]
+    fn durations_and_ports_are_bounded() {
+        let base = |extra: &str| {
+            format!("[target]\nurl = \"ws://127.0.0.1:1/\"\n{extra}\n[load]\nsessions = 1\n")
+        };
+        assert!(err(&base("probe_timeout = \"10ms\"")).contains("target.probe_timeout"));
+        assert!(err(&base("ready_timeout = \"100000h\"")).contains("longer than a day"));
+        let s = parse(&base("probe_timeout = \"1s\"")).unwrap();
+        assert_eq!(s.target.probe_timeout, Duration::from_secs(1));
+        assert!(
+            err("[target]\nurl = \"ws://127.0.0.1:0/\"\n[load]\nsessions = 1").contains("port 0")
+        );
+        let e = err(
+            "[target]\nurl = \"ws://127.0.0.1:1/\"\n[load]\nsessions = 1\n[secrets]\nheaders = [\"a b\"]",
+        );
+        assert!(e.contains("secrets.headers"), "{e}");
     }
 
     #[test]

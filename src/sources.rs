@@ -84,10 +84,11 @@ impl Sources {
             .iter()
             .map(|d| (d.clone(), d.selector.clone()))
             .collect();
+        let probe = |u: &http::Uri| Probe::new(u).with_timeout(t.probe_timeout);
         Sources {
-            pprof: t.pprof.as_ref().map(Probe::new),
-            metrics: t.metrics.as_ref().map(Probe::new),
-            expvar: t.expvar.as_ref().map(Probe::new),
+            pprof: t.pprof.as_ref().map(probe),
+            metrics: t.metrics.as_ref().map(probe),
+            expvar: t.expvar.as_ref().map(probe),
             pid: pid.or(t.pid),
             custom,
         }

@@ -307,8 +307,10 @@ impl Probe {
 
     /// A cheap sample for settling: one forced GC, MemStats and the goroutine count.
     pub async fn sample(&mut self) -> Result<Counters, ProbeError> {
-        let mem = self.memstats_after_gc().await?;
+        // The goroutine count first: it is the cheapest answer, so an
+        // unreachable or wrong endpoint shows on the simplest request.
         let goroutines = self.goroutines().await?;
+        let mem = self.memstats_after_gc().await?;
         Ok(counters(goroutines, &mem))
     }
 

@@ -3,6 +3,7 @@
 use std::fmt::Write;
 
 use super::{Render, Report};
+use crate::run::Status;
 use crate::verdict::{Verdict, format_per_session, format_value};
 
 /// Frames shown per suspect before the rest are elided.
@@ -20,10 +21,12 @@ impl Render for Text {
 
     fn render(&self, r: &Report) -> String {
         let mut o = String::new();
-        let banner = match r.verdict {
-            Verdict::Pass => "PASS",
-            Verdict::Leak => "LEAK",
-            Verdict::Inconclusive => "INCONCLUSIVE",
+        let banner = match (r.status, r.verdict) {
+            (Status::Error, _) => "ERROR",
+            (Status::Interrupted, _) => "INTERRUPTED",
+            (_, Verdict::Pass) => "PASS",
+            (_, Verdict::Leak) => "LEAK",
+            (_, Verdict::Inconclusive) => "INCONCLUSIVE",
         };
         let first = r.reasons.first().map(String::as_str).unwrap_or("");
         let _ = writeln!(o, "{banner}  {}: {first}", r.name);

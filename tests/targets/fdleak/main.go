@@ -9,14 +9,16 @@
 // bytes per request: only /proc/PID/fd shows the leak. With -fixed the
 // socket is closed before the handler returns.
 //
-// At start it prints its address and working directory to stdout, and with
-// -env NAME the value of NAME, which lets a test see what a launcher gave it.
+// Once it listens it prints its address and working directory to stdout, and
+// with -env NAME the value of NAME, which lets a test see what a launcher gave
+// it and when it is ready.
 package main
 
 import (
 	"flag"
 	"fmt"
 	"log"
+	"net"
 	"net/http"
 	_ "net/http/pprof"
 	"os"
@@ -64,11 +66,16 @@ func handleOpen(w http.ResponseWriter, r *http.Request) {
 
 func main() {
 	flag.Parse()
+	// Listen before saying so: the start line means connections are taken.
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		log.Fatalf("listen %s: %v", *addr, err)
+	}
 	cwd, err := os.Getwd()
 	if err != nil {
 		cwd = "(" + err.Error() + ")"
 	}
-	fmt.Printf("fdleak on %s (fixed=%v), cwd %s\n", *addr, *fixed, cwd)
+	fmt.Printf("fdleak on %s (fixed=%v), cwd %s\n", ln.Addr(), *fixed, cwd)
 	if *showEnv != "" {
 		value, ok := os.LookupEnv(*showEnv)
 		if ok {
@@ -78,16 +85,16 @@ func main() {
 		}
 	}
 	http.HandleFunc("/open", handleOpen)
-	serveUntilSignal(*addr)
+	serveUntilSignal(ln)
 }
 
-// serveUntilSignal serves http.DefaultServeMux (the app and pprof) until
-// SIGTERM or SIGINT.
-func serveUntilSignal(addr string) {
-	srv := &http.Server{Addr: addr}
+// serveUntilSignal serves http.DefaultServeMux (the app and pprof) on ln
+// until SIGTERM or SIGINT.
+func serveUntilSignal(ln net.Listener) {
+	srv := &http.Server{}
 	go func() {
-		if err := srv.ListenAndServe(); err != http.ErrServerClosed {
-			log.Fatalf("serve %s: %v", addr, err)
+		if err := srv.Serve(ln); err != http.ErrServerClosed {
+			log.Fatalf("serve %s: %v", ln.Addr(), err)
 		}
 	}()
 	stop := make(chan os.Signal, 1)

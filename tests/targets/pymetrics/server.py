@@ -129,6 +129,7 @@ def main():
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     mode = "fixed" if args.fixed else "leaky"
+    # The socket listens from here on: this line tells a watcher it is ready.
     print(f"pymetrics ({mode}) on http://127.0.0.1:{args.port}", flush=True)
     server.serve_forever()
     server.server_close()

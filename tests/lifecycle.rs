@@ -1,7 +1,8 @@
 //! End-to-end tests of the target's lifecycle and its process signals: a
 //! target that dies mid-run, a run interrupted with Ctrl-C, a target whose
 //! only leak is file descriptors, and the environment and working directory
-//! a started target gets.
+//! a started target gets. One more finds the fd leak of a target it did not
+//! start, through `target.pid`.
 //!
 //! All of them run the real `leakbench run` on tests/targets/fdleak, which
 //! leaks one socket per request (or none with `-fixed`) and prints its
@@ -118,6 +119,31 @@ fn fd_leak_without_heap_growth_is_a_leak_on_fds() {
     assert!(
         (sessions..sessions + 10.0).contains(&sockets),
         "sockets grew by {sockets}, expected about {sessions}\n{}",
+        run.context()
+    );
+}
+
+#[test]
+fn fd_leak_of_a_target_named_by_pid_is_a_leak_on_fds() {
+    // leakbench does not start this one: `pid` tells it whose /proc to read.
+    let bin = common::go_targets().join("fdleak");
+    let _one_at_a_time = common::serial();
+    let port = common::free_port();
+    let target =
+        common::Spawned::start(&bin, &["-addr", &format!("127.0.0.1:{port}")], "fdleak on");
+    let scenario = format!(
+        "name = \"fdleak by pid\"\n\n[target]\nurl = \"http://127.0.0.1:{port}/open\"\n\
+         pid = {}\n\n[load]\nsessions = 200\nrequests = 1\n",
+        target.pid()
+    );
+    let run = common::run_scenario_text(&scenario);
+    run.assert_verdict(EXIT_LEAK, "leak");
+    common::assert_signal(&run, "fds", "leak", true);
+    common::assert_signal(&run, "goroutines", "pass", true);
+    // Still running: leakbench stops only what it started.
+    assert!(
+        Path::new(&format!("/proc/{}", target.pid())).exists(),
+        "leakbench must leave a target it did not start running\n{}",
         run.context()
     );
 }

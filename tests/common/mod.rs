@@ -692,3 +692,61 @@ pub fn remains_of(pid: i32) -> Vec<String> {
     }
     left
 }
+
+/// A target the test started itself (for scenarios where leakbench does
+/// not): killed and reaped when dropped, so a failing test leaves nothing.
+pub struct Spawned(std::process::Child);
+
+/// Longest wait for a target the test started to say it listens.
+const SPAWN_READY: Duration = Duration::from_secs(15);
+
+impl Spawned {
+    /// Starts `program args` and returns once a line of its stdout contains
+    /// `ready` (the target's "listening" line), or panics after
+    /// [`SPAWN_READY`]. The rest of its output is read and dropped.
+    pub fn start(program: &Path, args: &[&str], ready: &str) -> Spawned {
+        let mut child = Command::new(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", program.display()));
+        let stdout = child.stdout.take().expect("stdout");
+        let spawned = Spawned(child);
+        let (tx, lines) = mpsc::channel();
+        thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                // The receiver is gone once the target is ready: keep draining.
+                let _ = tx.send(line);
+            }
+        });
+        let deadline = Instant::now() + SPAWN_READY;
+        let mut seen = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match lines.recv_timeout(left) {
+                Ok(line) if line.contains(ready) => return spawned,
+                Ok(line) => seen.push(line),
+                Err(_) => panic!(
+                    "{} never printed {ready:?} (stdout: {seen:?})",
+                    program.display()
+                ),
+            }
+        }
+    }
+
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.0.id()
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

@@ -1,4 +1,5 @@
-//! Probe: read the target's net/http/pprof endpoint.
+//! Probe: read the target's net/http/pprof endpoint (and, through [`Probe::get`],
+//! any other http source on loopback).
 //!
 //! One persistent HTTP/1.1 connection carries every probe, so the target
 //! always sees exactly one probe goroutine (`net/http.(*conn).serve`) at
@@ -35,7 +36,7 @@ const MEASURE_GCS: usize = 3;
 #[derive(Debug, thiserror::Error)]
 pub enum ProbeError {
     /// TCP connect or HTTP handshake failed.
-    #[error("cannot reach the pprof endpoint {url}: {reason}")]
+    #[error("cannot reach {url}: {reason}")]
     Connect {
         /// The URL probed.
         url: String,
@@ -43,7 +44,7 @@ pub enum ProbeError {
         reason: String,
     },
     /// No complete answer within the fetch timeout.
-    #[error("pprof endpoint {url} did not answer within {secs} s (target.probe_timeout)")]
+    #[error("{url} did not answer within {secs} s (target.probe_timeout)")]
     Timeout {
         /// The URL probed.
         url: String,
@@ -51,7 +52,7 @@ pub enum ProbeError {
         secs: f64,
     },
     /// A non-200 answer.
-    #[error("pprof endpoint {url} answered {status}: {hint}")]
+    #[error("{url} answered {status}: {hint}")]
     Status {
         /// The URL probed.
         url: String,

@@ -512,11 +512,11 @@ impl Session<'_> {
             match attempt {
                 Ok(first) if ready_checked => {
                     self.progress.line(format!(
-                        "{} answer{}",
+                        "target answers: {}{}",
                         self.sources.describe(),
                         first
                             .get("goroutines")
-                            .map(|g| format!(": {g} goroutines"))
+                            .map(|g| format!(" ({g} goroutines)"))
                             .unwrap_or_default()
                     ));
                     return Ok(first);
@@ -530,12 +530,15 @@ impl Session<'_> {
                     let unreachable = e
                         .downcast_ref::<SourceError>()
                         .is_none_or(SourceError::is_unreachable);
-                    let retryable = unreachable && self.launched.is_some();
+                    // A started target, or one with a readiness check, may
+                    // need a moment; anything else should already answer.
+                    let waits = self.launched.is_some() || s.target.ready.is_some();
+                    let retryable = unreachable && waits;
                     if !retryable || Instant::now() >= deadline {
-                        let hint = if self.launched.is_none() && unreachable {
+                        let hint = if !waits && unreachable {
                             " (is the target running? set target.command to have leakbench start it)"
                         } else if unreachable {
-                            " (the started target did not answer within target.ready_timeout)"
+                            " (the target did not answer within target.ready_timeout)"
                         } else {
                             ""
                         };
@@ -717,6 +720,7 @@ fn judge_all(
             let series = Series {
                 name: spec.name.clone(),
                 unit: spec.unit,
+                source: spec.source,
                 decides: spec.decides,
                 baseline: get(baseline, &spec.name),
                 cycles: measured.iter().map(|r| get(r, &spec.name)).collect(),

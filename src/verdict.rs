@@ -50,6 +50,8 @@ pub struct Series {
     pub name: String,
     /// Unit of the values: `count` or `bytes`.
     pub unit: &'static str,
+    /// Where it was read: `pprof`, `metrics`, `expvar` or `proc`.
+    pub source: &'static str,
     /// Whether this signal takes part in the overall verdict (exact counters
     /// do; lagging ones such as RSS are shown only).
     pub decides: bool,
@@ -70,6 +72,8 @@ pub struct SignalVerdict {
     pub name: String,
     /// Unit of every value below.
     pub unit: &'static str,
+    /// Where it was read: `pprof`, `metrics`, `expvar` or `proc`.
+    pub source: &'static str,
     /// This signal's verdict.
     pub verdict: Verdict,
     /// Whether it takes part in the overall verdict.
@@ -95,6 +99,7 @@ pub fn judge(series: &Series, sessions: u32) -> SignalVerdict {
     let Series {
         ref name,
         unit,
+        source,
         decides,
         baseline,
         ref cycles,
@@ -175,6 +180,7 @@ pub fn judge(series: &Series, sessions: u32) -> SignalVerdict {
     SignalVerdict {
         name: name.clone(),
         unit,
+        source,
         verdict,
         decides,
         baseline,
@@ -264,6 +270,7 @@ mod tests {
         Series {
             name: "goroutines".to_owned(),
             unit: "count",
+            source: "pprof",
             decides: true,
             baseline,
             cycles: cycles.to_vec(),

@@ -3,7 +3,6 @@
 //! running. Every signal is sent when leakbench's own progress line says the
 //! phase has begun (stderr is read line by line); nothing waits on a timer.
 
-#[allow(dead_code)]
 mod common;
 
 use std::io::{BufRead, BufReader};

@@ -4,7 +4,6 @@
 //! against a real Go target that logs the token, leaves no trace of it in
 //! stdout, stderr or any file in --out.
 
-#[allow(dead_code)]
 mod common;
 
 use std::path::{Path, PathBuf};

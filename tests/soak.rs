@@ -5,7 +5,6 @@
 //! the settle about to start), so the two readings are taken at the same
 //! point of the protocol.
 
-#[allow(dead_code)]
 mod common;
 
 use std::io::{BufRead, BufReader};

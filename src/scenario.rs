@@ -1400,6 +1400,145 @@ mod tests {
     }
 
     #[test]
+    fn new_load_keys_are_validated_with_their_key_named() {
+        let ws = |load: &str| {
+            format!("[target]\nurl = \"ws://127.0.0.1:1/\"\n[load]\nsessions = 5\n{load}\n")
+        };
+        let web = |load: &str| {
+            format!("[target]\nurl = \"http://127.0.0.1:1/\"\n[load]\nsessions = 5\n{load}\n")
+        };
+        let cases = [
+            (ws("close = \"silent\""), "load.close"),
+            (
+                ws("[[load.steps]]\nexpect_regex = \"(\""),
+                "load.steps[0].expect_regex",
+            ),
+            (
+                ws("[[load.steps]]\nsend_base64 = \"!!\""),
+                "load.steps[0].send_base64",
+            ),
+            (
+                ws("[[load.steps]]\nsend = \"{{who}}\""),
+                "unknown placeholder",
+            ),
+            (ws("[[load.steps]]\nrepeat = 2"), "load.steps[0].steps"),
+            (
+                ws("[[load.steps]]\npause = \"1s\"\ntimeout = \"1s\""),
+                "load.steps[0].timeout",
+            ),
+            (
+                ws("[[load.steps]]\nsend = \"a\"\nbinary = true"),
+                "load.steps[0].binary",
+            ),
+            (
+                ws("[[load.steps]]\nsend_file = \"nope.bin\""),
+                "load.steps[0].send_file",
+            ),
+            (ws("body = \"x\""), "load.body"),
+            (ws("subprotocols = [\"a b\"]"), "load.subprotocols"),
+            (web("expect_status = [99]"), "load.expect_status"),
+            (web("connection = \"sometimes\""), "connection"),
+            (web("subprotocols = [\"x\"]"), "load.subprotocols"),
+            (web("rate = 0"), "load.rate"),
+            (web("ramp = \"1s\""), "load.ramp"),
+            (
+                web("source_addresses = [\"10.0.0.1\"]"),
+                "load.source_addresses",
+            ),
+            (
+                web("source_addresses = [\"nope\"]"),
+                "load.source_addresses",
+            ),
+            (web("[[load.steps]]\nsend = \"a\""), "load.steps"),
+        ];
+        for (text, want) in cases {
+            let e = err(&text);
+            assert!(e.contains(want), "{want}: {e}");
+        }
+    }
+
+    #[test]
+    fn scripts_and_http_options_parse() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("m.bin"), [1u8, 2, 3]).unwrap();
+        let text = r#"
+            [target]
+            url = "ws://127.0.0.1:1/ws?u={{session}}"
+            [load]
+            sessions = 4
+            rate = 100
+            ramp = "2s"
+            subprotocols = ["v1"]
+            [[load.steps]]
+            send_file = "m.bin"
+            [[load.steps]]
+            repeat = 2
+            [[load.steps.steps]]
+            ping = "x"
+            timeout = "1s"
+        "#;
+        let s = Scenario::parse(text, &dir.path().join("s.toml")).unwrap();
+        assert_eq!(s.target.url.to_string(), "ws://127.0.0.1:1/ws?u=0");
+        assert_eq!(
+            s.target.url_template.as_deref(),
+            Some("ws://127.0.0.1:1/ws?u={{session}}")
+        );
+        assert_eq!(
+            s.load.steps,
+            vec![
+                Step::SendBinary {
+                    bytes: vec![1, 2, 3],
+                    timeout: None
+                },
+                Step::Repeat {
+                    times: 2,
+                    steps: vec![Step::Ping {
+                        payload: b"x".to_vec(),
+                        timeout: Some(Duration::from_secs(1))
+                    }]
+                }
+            ]
+        );
+        assert_eq!(
+            s.load.rate,
+            Some(Rate {
+                per_second: 100.0,
+                ramp: Duration::from_secs(2)
+            })
+        );
+        let s = parse(
+            "[target]\nurl = \"http://127.0.0.1:1/\"\n[load]\nsessions = 1\nmethod = \"PUT\"\nbody = \"b\"\n\
+             connection = \"per_request\"\nexpect_status = [200, 204]",
+        )
+        .unwrap();
+        assert_eq!(s.load.http.connection, HttpConnection::PerRequest);
+        assert_eq!(s.load.http.expect_status, vec![200, 204]);
+        assert_eq!(s.load.http.body, Some(Body::Text("b".into())));
+    }
+
+    #[test]
+    fn tls_targets_need_an_explicit_trust_choice() {
+        let base = |tls: &str| {
+            format!(
+                "[target]\nurl = \"wss://127.0.0.1:1/\"\npprof = \"http://127.0.0.1:2/debug/pprof\"\n{tls}\n[load]\nsessions = 1"
+            )
+        };
+        assert!(err(&base("")).contains("target.tls"));
+        assert!(err(&base("[target.tls]")).contains("ca_file"));
+        assert!(err(&base("[target.tls]\nca_file = \"/nope.pem\"")).contains("does not exist"));
+        let s = parse(&base("[target.tls]\ninsecure = true")).unwrap();
+        assert!(s.target.tls.insecure);
+        assert!(
+            err("[target]\nurl = \"https://127.0.0.1:1/\"\n[target.tls]\ninsecure = true\n[load]\nsessions = 1")
+                .contains("target.pprof")
+        );
+        assert!(
+            err("[target]\nurl = \"http://127.0.0.1:1/\"\n[target.tls]\ninsecure = true\n[load]\nsessions = 1")
+                .contains("wss and https")
+        );
+    }
+
+    #[test]
     fn missing_program_is_named() {
         let e = err(
             "[target]\nurl = \"ws://127.0.0.1:1/\"\ncommand = [\"./no-such-server\"]\n[load]\nsessions = 1",

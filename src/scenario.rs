@@ -88,9 +88,8 @@ pub struct Target {
 /// TLS settings for wss and https targets.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Tls {
-    /// PEM file of the CA (or the self-signed certificate) to trust, in
-    /// addition to none: without it and without `insecure`, TLS targets are
-    /// rejected at validation, since no system roots are loaded.
+    /// PEM file of the CA (or the self-signed certificate) to trust. No
+    /// system roots are loaded, so a TLS target needs this or `insecure`.
     pub ca_file: Option<PathBuf>,
     /// Accept any certificate, for self-signed test targets. Must be written
     /// explicitly as `insecure = true`.

@@ -120,6 +120,15 @@ pub async fn run(scenario: &Scenario, options: &RunOptions) -> Result<Outcome> {
         std::fs::create_dir_all(out)
             .with_context(|| format!("creating output folder {}", out.display()))?;
     }
+    // Before the target starts (it inherits the raised descriptor limit) and
+    // before any load: does the concurrency fit this machine at all?
+    let pre = load::preflight(&scenario.target, &scenario.load).map_err(anyhow::Error::msg)?;
+    progress.line(format!(
+        "preflight: up to {} sessions fit at once (limited by {}), {} source address(es)",
+        pre.fits,
+        pre.limited_by,
+        pre.sources.len().max(1)
+    ));
     let mut launched = match &scenario.target.command {
         Some(argv) => {
             let log_dir = options.out.clone().unwrap_or_else(|| {

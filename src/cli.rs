@@ -11,12 +11,31 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
 use crate::commands::{diff, init, snapshot};
+use crate::redact::Redactor;
 use crate::report::{Render, html::Html, json::Json, junit::Junit, markdown::Markdown, text::Text};
 use crate::run::{self, RunOptions};
 use crate::scenario::Scenario;
 
 /// Exit code for an error (bad input, unreachable target, target died).
 pub const EXIT_ERROR: u8 = 2;
+
+/// An error and its causes on one line, each cause said once: typed errors
+/// here already quote their source in their own message, which `{:#}`
+/// would repeat.
+pub fn error_line(err: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if line.contains(text.trim()) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(text.trim());
+    }
+    line
+}
 
 /// Leak verdicts under load: open sessions against a service, close them,
 /// let it settle, and judge whether goroutines and memory came back.
@@ -106,16 +125,20 @@ pub fn execute(cli: Cli) -> Result<ExitCode> {
             quiet,
         } => {
             let scenario = Scenario::load(&scenario)?;
+            // Everything printed or written below goes through this.
+            let redactor = Redactor::from_scenario(&scenario);
             let options = RunOptions { out, quiet };
             let runtime = runtime()?;
-            let outcome = runtime.block_on(run::run(&scenario, &options))?;
+            let outcome = runtime
+                .block_on(run::run(&scenario, &options))
+                .map_err(|e| anyhow::anyhow!("{}", redactor.redact(&error_line(&e))))?;
             let report = &outcome.report;
-            print!("{}", Text::detect().render(report));
+            print!("{}", redactor.redact(&Text::detect().render(report)));
             if let Some(dir) = &options.out {
                 let formats: [&dyn Render; 4] = [&Json, &Junit, &Markdown, &Html];
                 for format in formats {
                     let path = dir.join(format.file_name());
-                    std::fs::write(&path, format.render(report))
+                    std::fs::write(&path, redactor.redact(&format.render(report)).as_bytes())
                         .with_context(|| format!("writing {}", path.display()))?;
                 }
                 println!("  report: {}", dir.join("report.html").display());
@@ -127,7 +150,7 @@ pub fn execute(cli: Cli) -> Result<ExitCode> {
                 }
             }
             if let Some(e) = &outcome.error {
-                eprintln!("leakbench: error: {e:#}");
+                eprintln!("leakbench: error: {}", redactor.redact(&error_line(e)));
             }
             // The runtime may hold a blocked stdin reader or a signal task; do
             // not wait for them.
@@ -136,13 +159,37 @@ pub fn execute(cli: Cli) -> Result<ExitCode> {
         }
         Command::Validate { scenario } => {
             let s = Scenario::load(&scenario)?;
+            let redactor = Redactor::from_scenario(&s);
             println!("{}: valid", scenario.display());
+            let target = format!("  target   {} ({:?})", s.target.url, s.target.transport);
+            println!("{}", redactor.redact(&target));
+            let sources: Vec<String> = [
+                s.target.pprof.as_ref().map(|u| format!("pprof {u}")),
+                s.target.metrics.as_ref().map(|u| format!("metrics {u}")),
+                s.target.expvar.as_ref().map(|u| format!("expvar {u}")),
+                s.target.pid.map(|p| format!("/proc/{p}")),
+                s.target
+                    .command
+                    .as_ref()
+                    .map(|_| "/proc of the started target".to_owned()),
+            ]
+            .into_iter()
+            .flatten()
+            .collect();
             println!(
-                "  target   {} ({:?}), pprof {}",
-                s.target.url, s.target.transport, s.target.pprof
+                "{}",
+                redactor.redact(&format!("  sources  {}", sources.join(", ")))
             );
+            for sig in &s.signals {
+                println!(
+                    "  signal   {} from {:?}{}",
+                    sig.name,
+                    sig.selector.name,
+                    if sig.decides { "" } else { " (shown only)" }
+                );
+            }
             if let Some(cmd) = &s.target.command {
-                println!("  command  {}", cmd.join(" "));
+                println!("  command  {}", redactor.redact(&cmd.join(" ")));
             }
             println!(
                 "  load     {} sessions per cycle, {} at once, {} warm-up + {} measured cycles, close {:?}",

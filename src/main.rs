@@ -9,7 +9,7 @@ fn main() -> ExitCode {
     match leakbench::cli::execute(cli) {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("leakbench: error: {err:#}");
+            eprintln!("leakbench: error: {}", leakbench::cli::error_line(&err));
             ExitCode::from(leakbench::cli::EXIT_ERROR)
         }
     }

@@ -1,4 +1,5 @@
-//! Probe: read the target's net/http/pprof endpoint.
+//! Probe: read the target's net/http/pprof endpoint (and, through [`Probe::get`],
+//! any other http source on loopback).
 //!
 //! One persistent HTTP/1.1 connection carries every probe, so the target
 //! always sees exactly one probe goroutine (`net/http.(*conn).serve`) at
@@ -18,12 +19,10 @@ use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 
 use crate::pprof::{self, DecodeError, MemStats};
-use crate::procfs::{self, ProcStats};
 
-/// Longest a single probe may take, connection included. Generous because a
-/// `debug=2` dump of tens of thousands of goroutines stops the world and is
-/// tens of MB; bounded so a target that trickles bytes cannot hang a run.
-const FETCH_TIMEOUT: Duration = Duration::from_secs(60);
+/// Longest a single probe may take, connection included, unless the
+/// scenario says otherwise (`target.probe_timeout`).
+const FETCH_TIMEOUT: Duration = crate::scenario::DEFAULT_PROBE_TIMEOUT;
 
 /// Largest probe response accepted (Go truncates debug=2 dumps at 64 MiB).
 const MAX_RESPONSE_BYTES: usize = 256 << 20;
@@ -37,7 +36,7 @@ const MEASURE_GCS: usize = 3;
 #[derive(Debug, thiserror::Error)]
 pub enum ProbeError {
     /// TCP connect or HTTP handshake failed.
-    #[error("cannot reach the pprof endpoint {url}: {reason}")]
+    #[error("cannot reach {url}: {reason}")]
     Connect {
         /// The URL probed.
         url: String,
@@ -45,15 +44,15 @@ pub enum ProbeError {
         reason: String,
     },
     /// No complete answer within the fetch timeout.
-    #[error("pprof endpoint {url} did not answer within {secs} s")]
+    #[error("{url} did not answer within {secs} s (target.probe_timeout)")]
     Timeout {
         /// The URL probed.
         url: String,
-        /// The limit.
-        secs: u64,
+        /// The limit, seconds.
+        secs: f64,
     },
     /// A non-200 answer.
-    #[error("pprof endpoint {url} answered {status}: {hint}")]
+    #[error("{url} answered {status}: {hint}")]
     Status {
         /// The URL probed.
         url: String,
@@ -95,9 +94,6 @@ pub struct Counters {
     pub stack_bytes: u64,
     /// Bytes obtained from the OS (MemStats.Sys).
     pub sys_bytes: u64,
-    /// Open descriptors, sockets, RSS and threads when the pid is known.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub process: Option<ProcStats>,
 }
 
 /// A full measurement: counters plus the raw profiles for attribution.
@@ -121,7 +117,7 @@ pub struct Probe {
     authority: String,
     sender: Option<SendRequest<Empty<Bytes>>>,
     connection: Option<JoinHandle<()>>,
-    pid: Option<u32>,
+    timeout: Duration,
 }
 
 impl Drop for Probe {
@@ -136,22 +132,23 @@ impl Probe {
     /// A probe of the pprof base URL, e.g. `http://127.0.0.1:6060/debug/pprof`.
     /// Nothing is connected until the first request.
     pub fn new(base: &Uri) -> Probe {
+        // Host header and request target never carry URL userinfo.
         let authority = base
             .authority()
-            .map(|a| a.as_str().to_owned())
+            .map(|a| a.as_str().rsplit('@').next().unwrap_or_default().to_owned())
             .unwrap_or_default();
         Probe {
             base: base.clone(),
             authority,
             sender: None,
             connection: None,
-            pid: None,
+            timeout: FETCH_TIMEOUT,
         }
     }
 
-    /// Also reads /proc/`pid` (descriptors, RSS, threads) with every sample.
-    pub fn with_pid(mut self, pid: Option<u32>) -> Probe {
-        self.pid = pid;
+    /// Bounds each fetch, connection included, by `timeout`.
+    pub fn with_timeout(mut self, timeout: Duration) -> Probe {
+        self.timeout = timeout;
         self
     }
 
@@ -160,16 +157,21 @@ impl Probe {
         &self.base
     }
 
-    /// Fetches `<base>/<path_and_query>`, e.g. `goroutine?debug=1`.
+    /// Fetches `<base>/<path_and_query>`, e.g. `goroutine?debug=1`; an
+    /// empty `path_and_query` fetches the base URL itself (e.g. `/metrics`).
     pub async fn get(&mut self, path_and_query: &str) -> Result<Bytes, ProbeError> {
-        let url = format!("{}/{}", self.base, path_and_query);
-        match tokio::time::timeout(FETCH_TIMEOUT, self.get_inner(&url)).await {
+        let url = if path_and_query.is_empty() {
+            self.base.to_string()
+        } else {
+            format!("{}/{}", self.base, path_and_query)
+        };
+        match tokio::time::timeout(self.timeout, self.get_inner(&url)).await {
             Ok(result) => result,
             Err(_) => {
                 self.disconnect();
                 Err(ProbeError::Timeout {
                     url,
-                    secs: FETCH_TIMEOUT.as_secs(),
+                    secs: self.timeout.as_secs_f64(),
                 })
             }
         }
@@ -189,14 +191,11 @@ impl Probe {
     }
 
     async fn request(&mut self, url: &str) -> Result<Bytes, ProbeError> {
+        // Origin form: everything from the first `/` after the authority.
         let path = url
-            .strip_prefix(&format!(
-                "{}://{}",
-                self.base.scheme_str().unwrap_or("http"),
-                self.authority
-            ))
-            .unwrap_or(url)
-            .to_owned();
+            .split_once("://")
+            .and_then(|(_, rest)| rest.find('/').map(|i| rest[i..].to_owned()))
+            .unwrap_or_else(|| "/".to_owned());
         let authority = self.authority.clone();
         let sender = self.connect(url).await?;
         let request = Request::get(path)
@@ -226,9 +225,17 @@ impl Probe {
             .await
             .map_err(|e| {
                 self.disconnect();
+                let reason = if e.is::<http_body_util::LengthLimitError>() {
+                    format!(
+                        "the response is larger than {} MiB; is this a pprof endpoint?",
+                        MAX_RESPONSE_BYTES >> 20
+                    )
+                } else {
+                    e.to_string()
+                };
                 ProbeError::Body {
                     url: url.to_owned(),
-                    reason: e.to_string(),
+                    reason,
                 }
             })?
             .to_bytes();
@@ -301,11 +308,11 @@ impl Probe {
 
     /// A cheap sample for settling: one forced GC, MemStats and the goroutine count.
     pub async fn sample(&mut self) -> Result<Counters, ProbeError> {
-        let mem = self.memstats_after_gc().await?;
+        // The goroutine count first: it is the cheapest answer, so an
+        // unreachable or wrong endpoint shows on the simplest request.
         let goroutines = self.goroutines().await?;
-        let mut c = counters(goroutines, &mem);
-        c.process = self.pid.and_then(procfs::read);
-        Ok(c)
+        let mem = self.memstats_after_gc().await?;
+        Ok(counters(goroutines, &mem))
     }
 
     /// The measurement protocol: several forced GCs, then the exact counters.
@@ -320,7 +327,9 @@ impl Probe {
     pub async fn snapshot(&mut self) -> Result<Snapshot, ProbeError> {
         let counters = self.measure().await?;
         let heap_profile = self.get("heap?gc=1").await?;
+        self.check_profile("heap?gc=1", &heap_profile)?;
         let goroutine_profile = self.get("goroutine").await?;
+        self.check_profile("goroutine", &goroutine_profile)?;
         let dump = self.get("goroutine?debug=2").await?;
         let goroutine_dump = String::from_utf8_lossy(&dump).into_owned();
         Ok(Snapshot {
@@ -333,6 +342,19 @@ impl Probe {
     }
 }
 
+impl Probe {
+    /// A profile that does not decode is an error now, naming its URL,
+    /// rather than a silent lack of suspects later.
+    fn check_profile(&self, path_and_query: &str, bytes: &[u8]) -> Result<(), ProbeError> {
+        pprof::decode(bytes)
+            .map(drop)
+            .map_err(|source| ProbeError::Decode {
+                url: format!("{}/{path_and_query}", self.base),
+                source,
+            })
+    }
+}
+
 fn counters(goroutines: u64, mem: &MemStats) -> Counters {
     Counters {
         goroutines,
@@ -341,7 +363,6 @@ fn counters(goroutines: u64, mem: &MemStats) -> Counters {
         heap_inuse: mem.heap_inuse,
         stack_bytes: mem.stack_inuse,
         sys_bytes: mem.sys,
-        process: None,
     }
 }
 

@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::probe::Counters;
+use crate::redact::Redactor;
+use crate::sources::Reading;
 use crate::verdict::format_value;
 
 /// How often the live line redraws by itself (spinner and elapsed time).
@@ -52,11 +53,14 @@ pub struct Progress {
     pub start: Instant,
     mode: Mode,
     bar: Option<ProgressBar>,
+    /// Every line passes through it; report files too.
+    pub redactor: Redactor,
 }
 
 impl Progress {
-    /// A reporter in `mode`, the clock starting at `start`.
-    pub fn new(mode: Mode, start: Instant) -> Progress {
+    /// A reporter in `mode`, the clock starting at `start`; every line
+    /// passes through `redactor`.
+    pub fn new(mode: Mode, start: Instant, redactor: Redactor) -> Progress {
         let bar = (mode == Mode::Live).then(|| {
             let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
             bar.set_style(
@@ -67,7 +71,12 @@ impl Progress {
             bar.enable_steady_tick(TICK);
             bar
         });
-        Progress { start, mode, bar }
+        Progress {
+            start,
+            mode,
+            bar,
+            redactor,
+        }
     }
 
     /// The mode in use.
@@ -80,7 +89,7 @@ impl Progress {
         let line = format!(
             "[{:>6.1}s] {}",
             self.start.elapsed().as_secs_f64(),
-            text.as_ref()
+            self.redactor.redact(text.as_ref())
         );
         match (&self.bar, self.mode) {
             (Some(bar), _) => bar.println(line),
@@ -95,12 +104,12 @@ impl Progress {
     pub fn phase(&self, name: &str, what: impl Into<String>) {
         if let Some(bar) = &self.bar {
             bar.set_prefix(name.to_owned());
-            bar.set_message(what.into());
+            bar.set_message(self.redactor.redact(&what.into()).into_owned());
         }
     }
 
     /// A settle poll saw `now`; `baseline` once it exists. Live mode only.
-    pub fn settle_poll(&self, polls: u32, now: &Counters, baseline: Option<&Counters>) {
+    pub fn settle_poll(&self, polls: u32, now: &Reading, baseline: Option<&Reading>) {
         if let Some(bar) = &self.bar {
             bar.set_message(settle_message(polls, now, baseline));
         }
@@ -120,23 +129,40 @@ impl Drop for Progress {
     }
 }
 
-/// The live line while settling: goroutines and heap against baseline.
-pub fn settle_message(polls: u32, now: &Counters, baseline: Option<&Counters>) -> String {
-    match baseline {
-        Some(b) => format!(
-            "settling (poll {polls}): {} goroutines (baseline {}, {:+}), heap {} (base {})",
-            now.goroutines,
-            b.goroutines,
-            now.goroutines as i64 - b.goroutines as i64,
-            format_value(now.heap_bytes as f64, "bytes"),
-            format_value(b.heap_bytes as f64, "bytes"),
-        ),
-        None => format!(
-            "holding still? (poll {polls}): {} goroutines, heap {}",
-            now.goroutines,
-            format_value(now.heap_bytes as f64, "bytes"),
-        ),
-    }
+/// Signals shown on the live line while settling, when the sources give them.
+const SHOWN: [(&str, &str); 3] = [
+    ("goroutines", "count"),
+    ("heap_bytes", "bytes"),
+    ("fds", "count"),
+];
+
+/// The live line while settling: goroutines, heap and descriptors against baseline.
+pub fn settle_message(polls: u32, now: &Reading, baseline: Option<&Reading>) -> String {
+    let parts: Vec<String> = SHOWN
+        .iter()
+        .filter_map(|&(name, unit)| {
+            let v = *now.get(name)?;
+            Some(match baseline.and_then(|b| b.get(name)) {
+                Some(b) => {
+                    let d = v - b;
+                    let sign = if d > 0.0 { "+" } else { "" };
+                    format!(
+                        "{name} {} (baseline {}, {sign}{})",
+                        format_value(v, unit),
+                        format_value(*b, unit),
+                        format_value(d, unit)
+                    )
+                }
+                None => format!("{name} {}", format_value(v, unit)),
+            })
+        })
+        .collect();
+    let what = if baseline.is_some() {
+        "settling"
+    } else {
+        "holding still?"
+    };
+    format!("{what} (poll {polls}): {}", parts.join(", "))
 }
 
 #[cfg(test)]
@@ -150,28 +176,40 @@ mod tests {
 
     #[test]
     fn settle_message_shows_goroutines_against_baseline() {
-        let base = Counters {
-            goroutines: 12,
-            heap_bytes: 300_000,
-            ..Counters::default()
-        };
-        let now = Counters {
-            goroutines: 212,
-            heap_bytes: 900_000,
-            ..Counters::default()
-        };
+        let base: Reading = [
+            ("goroutines".to_owned(), 12.0),
+            ("heap_bytes".to_owned(), 300_000.0),
+        ]
+        .into();
+        let now: Reading = [
+            ("goroutines".to_owned(), 212.0),
+            ("heap_bytes".to_owned(), 900_000.0),
+        ]
+        .into();
         let m = settle_message(3, &now, Some(&base));
-        assert!(m.contains("212 goroutines (baseline 12, +200)"), "{m}");
+        assert!(m.contains("goroutines 212 (baseline 12, +200)"), "{m}");
         assert!(m.contains("poll 3"), "{m}");
         let m = settle_message(1, &now, None);
-        assert!(m.contains("212 goroutines"), "{m}");
+        assert!(m.contains("goroutines 212"), "{m}");
     }
 
     #[test]
     fn plain_and_quiet_have_no_live_line() {
         let start = Instant::now();
-        assert!(Progress::new(Mode::Plain, start).bar.is_none());
-        assert!(Progress::new(Mode::Quiet, start).bar.is_none());
-        assert!(Progress::new(Mode::Live, start).bar.is_some());
+        assert!(
+            Progress::new(Mode::Plain, start, Redactor::default())
+                .bar
+                .is_none()
+        );
+        assert!(
+            Progress::new(Mode::Quiet, start, Redactor::default())
+                .bar
+                .is_none()
+        );
+        assert!(
+            Progress::new(Mode::Live, start, Redactor::default())
+                .bar
+                .is_some()
+        );
     }
 }

@@ -12,11 +12,14 @@ use anyhow::{Context, Result, bail};
 
 use crate::load::{self, CycleLoad};
 use crate::pprof;
-use crate::probe::{Counters, Probe, ProbeError, Snapshot};
+use crate::probe::{Probe, Snapshot};
 use crate::progress::{Mode, Progress};
+use crate::redact::Redactor;
 use crate::report::{Phase, Report, SCHEMA, TimelinePoint};
+use crate::scenario::Ready;
 use crate::scenario::Scenario;
 use crate::settle::{self, BASELINE_QUIET, CYCLE_QUIET, Ending, Goal, Settled, Tolerance};
+use crate::sources::{Reading, SignalSpec, SourceError, Sources};
 use crate::suspects::{self, Suspect};
 use crate::target::Launched;
 use crate::verdict::{self, Series, SignalVerdict, Verdict, format_value};
@@ -90,11 +93,25 @@ impl Outcome {
 /// come back as an [`Outcome`] with a partial report.
 pub async fn run(scenario: &Scenario, options: &RunOptions) -> Result<Outcome> {
     let start = Instant::now();
-    let progress = Progress::new(Mode::detect(options.quiet), start);
+    let progress = Progress::new(
+        Mode::detect(options.quiet),
+        start,
+        Redactor::from_scenario(scenario),
+    );
+    let mut signals = Signals::new();
     if let Some(out) = &options.out {
         std::fs::create_dir_all(out)
             .with_context(|| format!("creating output folder {}", out.display()))?;
     }
+    // Before the target starts (it inherits the raised descriptor limit) and
+    // before any load: does the concurrency fit this machine at all?
+    let pre = load::preflight(&scenario.target, &scenario.load).map_err(anyhow::Error::msg)?;
+    progress.line(format!(
+        "preflight: up to {} sessions fit at once (limited by {}), {} source address(es)",
+        pre.fits,
+        pre.limited_by,
+        pre.sources.len().max(1)
+    ));
     let mut launched = match &scenario.target.command {
         Some(argv) => {
             let log_dir = options.out.clone().unwrap_or_else(|| {
@@ -117,14 +134,16 @@ pub async fn run(scenario: &Scenario, options: &RunOptions) -> Result<Outcome> {
         options,
         progress,
         launched: launched.as_mut(),
-        probe: Probe::new(&scenario.target.pprof).with_pid(pid),
+        sources: Sources::new(scenario, pid),
         timeline: Vec::new(),
         phase_name: "start".to_owned(),
         phases: Vec::new(),
+        specs: Vec::new(),
         baseline: None,
+        base_profiles: None,
         tolerance: None,
         measured: Vec::new(),
-        last: None,
+        last_profiles: None,
         signals: Vec::new(),
         reasons: Vec::new(),
     };
@@ -133,19 +152,27 @@ pub async fn run(scenario: &Scenario, options: &RunOptions) -> Result<Outcome> {
             Ok(()) => (Status::Complete, None),
             Err(e) => (Status::Error, Some(e)),
         },
-        signal = shutdown_signal() => {
+        signal = signals.first() => {
             session.progress.line(format!("{signal}: stopping (press Ctrl-C again to exit at once)"));
-            tokio::spawn(async {
-                if tokio::signal::ctrl_c().await.is_ok() {
-                    eprintln!("leakbench: interrupted twice, exiting now");
-                    std::process::exit(i32::from(EXIT_INTERRUPTED));
-                }
-            });
+            if let Some(mut second) = signals.interrupt.take() {
+                tokio::spawn(async move {
+                    if second.recv().await.is_some() {
+                        eprintln!("leakbench: interrupted twice, exiting now");
+                        if let Some(pid) = pid {
+                            // No target outlives us, even one that ignores
+                            // the SIGTERM that PR_SET_PDEATHSIG would send.
+                            // SAFETY: signalling our own child's process group.
+                            unsafe { libc::kill(-(pid as i32), libc::SIGKILL) };
+                        }
+                        std::process::exit(i32::from(EXIT_INTERRUPTED));
+                    }
+                });
+            }
             (Status::Interrupted, None)
         }
     };
     // Whatever happened, no connection of ours stays open and the target stops.
-    session.probe.close();
+    session.sources.close();
     let mut report = session.report(status, error.as_ref());
     if let Err(e) = session.write_profiles(&mut report) {
         session
@@ -155,26 +182,43 @@ pub async fn run(scenario: &Scenario, options: &RunOptions) -> Result<Outcome> {
     drop(session);
     if let Some(t) = launched.as_mut() {
         t.stop().await;
+        // The target may have logged a header or token it was sent.
+        let _ = Redactor::from_scenario(scenario).redact_file(t.log_path());
     }
     report.duration_s = start.elapsed().as_secs_f64();
     Ok(Outcome { report, error })
 }
 
-/// Resolves on the first SIGINT or SIGTERM, naming it.
-async fn shutdown_signal() -> &'static str {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).ok();
-    let sigterm = async {
-        match term.as_mut() {
-            Some(t) => {
-                t.recv().await;
-            }
-            None => std::future::pending::<()>().await,
+/// SIGINT and SIGTERM listeners, registered when created: from then on a
+/// signal is never lost, and never kills leakbench with its default action.
+struct Signals {
+    interrupt: Option<tokio::signal::unix::Signal>,
+    terminate: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn new() -> Signals {
+        use tokio::signal::unix::{SignalKind, signal};
+        Signals {
+            interrupt: signal(SignalKind::interrupt()).ok(),
+            terminate: signal(SignalKind::terminate()).ok(),
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => "interrupted (SIGINT)",
-        _ = sigterm => "terminated (SIGTERM)",
+    }
+
+    /// Resolves on the first SIGINT or SIGTERM, naming it.
+    async fn first(&mut self) -> &'static str {
+        async fn recv(s: &mut Option<tokio::signal::unix::Signal>) {
+            match s {
+                Some(s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        }
+        tokio::select! {
+            _ = recv(&mut self.interrupt) => "interrupted (SIGINT)",
+            _ = recv(&mut self.terminate) => "terminated (SIGTERM)",
+        }
     }
 }
 
@@ -183,14 +227,16 @@ struct Session<'a> {
     options: &'a RunOptions,
     progress: Progress,
     launched: Option<&'a mut Launched>,
-    probe: Probe,
+    sources: Sources,
     timeline: Vec<TimelinePoint>,
     phase_name: String,
     phases: Vec<Phase>,
-    baseline: Option<Snapshot>,
+    specs: Vec<SignalSpec>,
+    baseline: Option<Reading>,
+    base_profiles: Option<Snapshot>,
     tolerance: Option<Tolerance>,
-    measured: Vec<Counters>,
-    last: Option<Snapshot>,
+    measured: Vec<Reading>,
+    last_profiles: Option<Snapshot>,
     signals: Vec<SignalVerdict>,
     reasons: Vec<String>,
 }
@@ -199,9 +245,17 @@ impl Session<'_> {
     async fn drive(&mut self) -> Result<()> {
         let s = self.scenario;
         let load = &s.load;
-        self.wait_ready().await?;
+        let first = self.wait_ready().await?;
+        self.specs = self.sources.specs(&first, s);
+        if !self.specs.iter().any(|x| x.decides) {
+            bail!(
+                "the sources ({}) give no exact signal to judge: name pprof, a pid or command for /proc, \
+                 or metrics with go_goroutines, process_open_fds or a [[signals]] entry",
+                self.sources.describe()
+            );
+        }
+        let floors = floors(&self.specs);
 
-        let floors = floors(s);
         // Each warm-up but the last settles on its own; the last one's
         // settle is the baseline's quiet wait, which also measures idle noise.
         let mut last_warmup = None;
@@ -249,27 +303,27 @@ impl Session<'_> {
                 measured: None,
             });
         }
-        let tolerance = Tolerance {
-            goroutines: floors.goroutines.max(NOISE_FACTOR * idle.noise.goroutines),
-            heap_bytes: floors.heap_bytes.max(NOISE_FACTOR * idle.noise.heap_bytes),
-            heap_objects: floors
-                .heap_objects
-                .max(NOISE_FACTOR * idle.noise.heap_objects),
-            fds: floors.fds.max(NOISE_FACTOR * idle.noise.fds),
-        };
-        self.tolerance = Some(tolerance);
-        let baseline = self.snapshot().await?;
-        let base = baseline.counters;
+        let tolerance: Tolerance = floors
+            .iter()
+            .map(|(name, floor)| {
+                let noise = idle.noise.get(name).copied().unwrap_or(0.0);
+                (name.clone(), floor.max(NOISE_FACTOR * noise))
+            })
+            .collect();
+        self.tolerance = Some(tolerance.clone());
+        let (base, profiles) = self.snapshot().await?;
         self.progress.line(format!(
-            "baseline: {} goroutines, heap {} in {} objects (noise tolerance per cycle: {} goroutines, {}, {} objects)",
-            base.goroutines,
-            format_value(base.heap_bytes as f64, "bytes"),
-            base.heap_objects,
-            tolerance.goroutines,
-            format_value(tolerance.heap_bytes, "bytes"),
-            tolerance.heap_objects
+            "baseline: {} (noise tolerance per cycle: {})",
+            describe(&base, &self.specs),
+            self.specs
+                .iter()
+                .filter(|x| x.decides)
+                .map(|x| format!("{} {}", x.name, format_value(tolerance[&x.name], x.unit)))
+                .collect::<Vec<_>>()
+                .join(", ")
         ));
-        self.baseline = Some(baseline);
+        self.baseline = Some(base.clone());
+        self.base_profiles = profiles;
 
         for k in 1..=load.cycles {
             self.phase_name = format!("cycle {k}/{}", load.cycles);
@@ -282,38 +336,32 @@ impl Session<'_> {
                 timeout: s.settle.timeout,
             };
             let settled = self.settle(goal, &tolerance).await?;
-            let counters = if k == load.cycles {
-                let snap = self.snapshot().await?;
-                let c = snap.counters;
-                self.last = Some(snap);
-                c
+            let reading = if k == load.cycles {
+                let (r, profiles) = self.snapshot().await?;
+                self.last_profiles = profiles;
+                r
             } else {
-                match self.probe.measure().await {
-                    Ok(c) => c,
-                    Err(e) => return Err(self.probe_error(e)),
-                }
+                let measured = self.sources.measure().await;
+                self.source_result(measured)?
             };
             self.progress.line(format!(
-                "{}: settled ({:?}) in {:.1} s: {} goroutines ({:+}), heap {} ({})",
+                "{}: settled ({:?}) in {:.1} s: {}",
                 self.phase_name,
                 settled.ending,
                 settled.seconds,
-                counters.goroutines,
-                counters.goroutines as i64 - base.goroutines as i64,
-                format_value(counters.heap_bytes as f64, "bytes"),
-                signed_bytes(counters.heap_bytes as f64 - base.heap_bytes as f64),
+                describe_change(&base, &reading, &self.specs),
             ));
-            self.measured.push(counters);
+            self.measured.push(reading.clone());
             self.phases.push(Phase {
                 kind: "cycle",
                 index: k,
                 load: l,
                 settle: settled,
-                measured: Some(counters),
+                measured: Some(reading),
             });
         }
 
-        self.signals = judge_all(s, &base, &self.measured, &tolerance, false);
+        self.signals = judge_all(&self.specs, s, &base, &self.measured, &tolerance, false);
         let last_ending = self.phases.last().map(|p| p.settle.ending);
         let suspicious = self
             .signals
@@ -336,16 +384,23 @@ impl Session<'_> {
                 timeout: s.settle.timeout,
             };
             let settled = self.settle(goal, &tolerance).await?;
-            let snap = self.snapshot().await?;
+            let (reading, profiles) = self.snapshot().await?;
             if let Some(last) = self.measured.last_mut() {
-                *last = snap.counters;
+                *last = reading.clone();
             }
             if let Some(p) = self.phases.last_mut() {
-                p.measured = Some(snap.counters);
+                p.measured = Some(reading);
                 p.settle = settled.clone();
             }
-            self.last = Some(snap);
-            self.signals = judge_all(s, &base, &self.measured, &tolerance, settled.still_falling);
+            self.last_profiles = profiles;
+            self.signals = judge_all(
+                &self.specs,
+                s,
+                &base,
+                &self.measured,
+                &tolerance,
+                settled.still_falling,
+            );
             if settled.ending == Ending::Baseline {
                 self.reasons.push(format!(
                     "the target released its state late, {:.1} s into the final wait",
@@ -372,7 +427,7 @@ impl Session<'_> {
             (Status::Interrupted, _) => {
                 reasons.insert(0, format!("interrupted during {}", self.phase_name));
             }
-            (Status::Error, Some(e)) => reasons.insert(0, format!("{e:#}")),
+            (Status::Error, Some(e)) => reasons.insert(0, crate::cli::error_line(e)),
             _ => {}
         }
         if status == Status::Complete {
@@ -391,13 +446,23 @@ impl Session<'_> {
         if status != Status::Complete && self.signals.is_empty() {
             if let (Some(base), Some(tol)) = (&self.baseline, &self.tolerance) {
                 if !self.measured.is_empty() {
-                    self.signals = judge_all(s, &base.counters, &self.measured, tol, false);
+                    self.signals = judge_all(&self.specs, s, base, &self.measured, tol, false);
                 }
             }
         }
-        let suspects = match (&self.baseline, &self.last) {
+        if !self.sources.can_force_gc() && self.specs.iter().any(|x| x.name == "heap_bytes") {
+            reasons.push(
+                "heap figures come without a forced GC (no pprof source), so they include \
+                 garbage: shown, not judged"
+                    .to_owned(),
+            );
+        }
+        let tolerance = self
+            .tolerance
+            .clone()
+            .unwrap_or_else(|| floors(&self.specs));
+        let suspects = match (&self.base_profiles, &self.last_profiles) {
             (Some(b), Some(l)) if status == Status::Complete => {
-                let tolerance = self.tolerance.unwrap_or(floors(s));
                 attribute(b, l, &self.signals, &tolerance, load.cycles, load.sessions)
             }
             _ => Vec::new(),
@@ -410,7 +475,13 @@ impl Session<'_> {
             scenario: s.path.display().to_string(),
             scenario_text: std::fs::read_to_string(&s.path).ok(),
             url: s.target.url.to_string(),
-            pprof: s.target.pprof.to_string(),
+            pprof: s
+                .target
+                .pprof
+                .as_ref()
+                .map(|u| u.to_string())
+                .unwrap_or_default(),
+            sources: self.sources.describe(),
             verdict,
             reasons,
             sessions: load.sessions,
@@ -418,7 +489,7 @@ impl Session<'_> {
             cycles: load.cycles,
             signals: self.signals.clone(),
             suspects,
-            tolerance: self.tolerance.unwrap_or(floors(s)),
+            tolerance,
             phases: std::mem::take(&mut self.phases),
             timeline: std::mem::take(&mut self.timeline),
             profiles: BTreeMap::new(),
@@ -426,31 +497,55 @@ impl Session<'_> {
         }
     }
 
-    /// Waits until the pprof endpoint answers (a started target needs a moment).
-    async fn wait_ready(&mut self) -> Result<()> {
+    /// Waits until the target is ready (its `ready` check, then every
+    /// source answering) and returns the first reading.
+    async fn wait_ready(&mut self) -> Result<Reading> {
         let s = self.scenario;
         let deadline = Instant::now() + s.target.ready_timeout;
         let mut pause = std::time::Duration::from_millis(20);
+        let mut ready_checked = s.target.ready.is_none();
         loop {
-            match self.probe.goroutines().await {
-                Ok(n) => {
+            let attempt = if ready_checked {
+                self.sources.sample().await.map_err(anyhow::Error::new)
+            } else {
+                check_ready(s.target.ready.as_ref().expect("checked above"))
+                    .await
+                    .map(|()| Reading::new())
+            };
+            match attempt {
+                Ok(first) if ready_checked => {
                     self.progress.line(format!(
-                        "pprof at {} answers: {n} goroutines",
-                        s.target.pprof
+                        "target answers: {}{}",
+                        self.sources.describe(),
+                        first
+                            .get("goroutines")
+                            .map(|g| format!(" ({g} goroutines)"))
+                            .unwrap_or_default()
                     ));
-                    return Ok(());
+                    return Ok(first);
+                }
+                Ok(_) => {
+                    ready_checked = true;
+                    continue;
                 }
                 Err(e) => {
                     self.check_alive()?;
-                    let retryable =
-                        matches!(e, ProbeError::Connect { .. }) && self.launched.is_some();
+                    let unreachable = e
+                        .downcast_ref::<SourceError>()
+                        .is_none_or(SourceError::is_unreachable);
+                    // A started target, or one with a readiness check, may
+                    // need a moment; anything else should already answer.
+                    let waits = self.launched.is_some() || s.target.ready.is_some();
+                    let retryable = unreachable && waits;
                     if !retryable || Instant::now() >= deadline {
-                        let hint = if self.launched.is_none() {
+                        let hint = if !waits && unreachable {
                             " (is the target running? set target.command to have leakbench start it)"
+                        } else if unreachable {
+                            " (the target did not answer within target.ready_timeout)"
                         } else {
                             ""
                         };
-                        bail!("{e}{hint}");
+                        bail!("{e:#}{hint}");
                     }
                 }
             }
@@ -463,7 +558,7 @@ impl Session<'_> {
         self.check_alive()?;
         // The probe's connection is idle during load; close it so a target
         // with a short idle timeout does not count a dying probe connection.
-        self.probe.close();
+        self.sources.close();
         let l = load::run_cycle(&self.scenario.target, &self.scenario.load).await;
         self.check_alive()?;
         let failures = if l.failed > 0 {
@@ -490,34 +585,31 @@ impl Session<'_> {
         let progress = &self.progress;
         let mut polls = 0;
         self.progress.phase(&phase, "settling");
-        let result = settle::settle(&mut self.probe, goal, tolerance, |c| {
+        let result = settle::settle(&mut self.sources, goal, tolerance, |r| {
             polls += 1;
-            progress.settle_poll(polls, c, goal.baseline);
+            progress.settle_poll(polls, r, goal.baseline);
             timeline.push(TimelinePoint {
                 t_s: start.elapsed().as_secs_f64(),
                 phase: phase.clone(),
-                goroutines: c.goroutines,
-                heap_bytes: c.heap_bytes,
+                values: r.clone(),
             });
         })
         .await;
-        result.map_err(|e| self.probe_error(e))
+        self.source_result(result)
     }
 
-    async fn snapshot(&mut self) -> Result<Snapshot> {
-        match self.probe.snapshot().await {
-            Ok(s) => Ok(s),
-            Err(e) => Err(self.probe_error(e)),
-        }
+    async fn snapshot(&mut self) -> Result<(Reading, Option<Snapshot>)> {
+        let result = self.sources.snapshot().await;
+        self.source_result(result)
     }
 
-    /// A failed probe of a started target that has exited is reported as the exit.
-    fn probe_error(&mut self, e: ProbeError) -> anyhow::Error {
-        match self.check_alive() {
+    /// A failed read of a started target that has exited is reported as the exit.
+    fn source_result<T>(&mut self, result: Result<T, SourceError>) -> Result<T> {
+        result.map_err(|e| match self.check_alive() {
             Err(died) => died,
             Ok(()) => anyhow::Error::new(e)
-                .context(format!("probing the target during {}", self.phase_name)),
-        }
+                .context(format!("reading the target during {}", self.phase_name)),
+        })
     }
 
     fn check_alive(&mut self) -> Result<()> {
@@ -541,7 +633,7 @@ impl Session<'_> {
             return Ok(());
         };
         let mut files: Vec<(&str, &str, &[u8])> = Vec::new();
-        if let Some(b) = &self.baseline {
+        if let Some(b) = &self.base_profiles {
             files.push(("heap_base", "heap-base.pb.gz", &b.heap_profile));
             files.push((
                 "goroutine_base",
@@ -554,7 +646,7 @@ impl Session<'_> {
                 b.goroutine_dump.as_bytes(),
             ));
         }
-        if let Some(l) = &self.last {
+        if let Some(l) = &self.last_profiles {
             files.push(("heap_final", "heap-final.pb.gz", &l.heap_profile));
             files.push((
                 "goroutine_final",
@@ -568,12 +660,17 @@ impl Session<'_> {
             ));
         }
         for (role, name, bytes) in files {
-            write(out, name, bytes)?;
+            let bytes = if name.ends_with(".txt") {
+                self.progress.redactor.redact_bytes(bytes)
+            } else {
+                bytes.into()
+            };
+            write(out, name, &bytes)?;
             report.profiles.insert(role.to_owned(), name.to_owned());
         }
         // Final minus baseline as profiles of their own, so that
         // `go tool pprof -top diff-heap.pb.gz` shows what grew.
-        if let (Some(b), Some(l)) = (&self.baseline, &self.last) {
+        if let (Some(b), Some(l)) = (&self.base_profiles, &self.last_profiles) {
             let diffs = [
                 (
                     "heap_diff",
@@ -607,77 +704,99 @@ fn write(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
     std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))
 }
 
-/// Per-cycle floors from the scenario's thresholds.
-fn floors(s: &Scenario) -> Tolerance {
-    let t = &s.thresholds;
-    Tolerance {
-        goroutines: t.goroutines,
-        heap_bytes: t
-            .heap_bytes
-            .max(t.heap_bytes_per_session * f64::from(s.load.sessions)),
-        heap_objects: t.heap_objects,
-        fds: t.fds,
-    }
+/// Per-cycle floors of the deciding signals: what settle watches.
+fn floors(specs: &[SignalSpec]) -> Tolerance {
+    specs
+        .iter()
+        .filter(|x| x.decides)
+        .map(|x| (x.name.clone(), x.floor))
+        .collect()
 }
 
 fn judge_all(
+    specs: &[SignalSpec],
     s: &Scenario,
-    baseline: &Counters,
-    measured: &[Counters],
+    baseline: &Reading,
+    measured: &[Reading],
     tol: &Tolerance,
     still_falling: bool,
 ) -> Vec<SignalVerdict> {
-    let series = |name, unit, decides, threshold: f64, get: fn(&Counters) -> u64| Series {
-        name,
-        unit,
-        decides,
-        baseline: get(baseline) as f64,
-        cycles: measured.iter().map(|c| get(c) as f64).collect(),
-        threshold,
-        still_changing: still_falling,
-    };
-    let mut all = vec![
-        series("goroutines", "count", true, tol.goroutines, |c| {
-            c.goroutines
-        }),
-        series("heap_bytes", "bytes", true, tol.heap_bytes, |c| {
-            c.heap_bytes
-        }),
-        series("heap_objects", "count", true, tol.heap_objects, |c| {
-            c.heap_objects
-        }),
-        // Stacks follow goroutines; in-use spans and OS memory lag the live
-        // heap (fragmentation, the scavenger): shown, never deciding.
-        series("stack_bytes", "bytes", false, tol.heap_bytes, |c| {
-            c.stack_bytes
-        }),
-        series("heap_inuse", "bytes", false, tol.heap_bytes, |c| {
-            c.heap_inuse
-        }),
-        series("sys_bytes", "bytes", false, tol.heap_bytes, |c| c.sys_bytes),
-    ];
-    if baseline.process.is_some() && measured.iter().all(|c| c.process.is_some()) {
-        // Descriptors are exact (a socket left in CLOSE_WAIT shows only here);
-        // RSS lags the heap and threads are the runtime's business: shown only.
-        all.insert(
-            3,
-            series("fds", "count", true, tol.fds, |c| {
-                c.process.map_or(0, |p| p.fds)
-            }),
-        );
-        all.push(series("sockets", "count", false, tol.fds, |c| {
-            c.process.map_or(0, |p| p.sockets)
-        }));
-        all.push(series("rss_bytes", "bytes", false, tol.heap_bytes, |c| {
-            c.process.map_or(0, |p| p.rss_bytes)
-        }));
-        all.push(series("threads", "count", false, tol.goroutines, |c| {
-            c.process.map_or(0, |p| p.threads)
-        }));
-    }
-    all.iter()
-        .map(|x| verdict::judge(x, s.load.sessions))
+    let get = |r: &Reading, name: &str| r.get(name).copied().unwrap_or(0.0);
+    specs
+        .iter()
+        .map(|spec| {
+            let series = Series {
+                name: spec.name.clone(),
+                unit: spec.unit,
+                source: spec.source,
+                decides: spec.decides,
+                baseline: get(baseline, &spec.name),
+                cycles: measured.iter().map(|r| get(r, &spec.name)).collect(),
+                threshold: tol.get(&spec.name).copied().unwrap_or(spec.floor),
+                still_changing: still_falling,
+            };
+            verdict::judge(&series, s.load.sessions)
+        })
         .collect()
+}
+
+/// "206 goroutines, heap_bytes 2.20 MiB, ..." for the deciding signals.
+fn describe(r: &Reading, specs: &[SignalSpec]) -> String {
+    specs
+        .iter()
+        .filter(|x| x.decides)
+        .map(|x| {
+            format!(
+                "{} {}",
+                x.name,
+                format_value(r.get(&x.name).copied().unwrap_or(0.0), x.unit)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// "goroutines 406 (+200), ..." for the deciding signals.
+fn describe_change(base: &Reading, r: &Reading, specs: &[SignalSpec]) -> String {
+    specs
+        .iter()
+        .filter(|x| x.decides)
+        .map(|x| {
+            let now = r.get(&x.name).copied().unwrap_or(0.0);
+            let delta = now - base.get(&x.name).copied().unwrap_or(0.0);
+            let sign = if delta > 0.0 { "+" } else { "" };
+            format!(
+                "{} {} ({sign}{})",
+                x.name,
+                format_value(now, x.unit),
+                format_value(delta, x.unit)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Waits once for the scenario's readiness check.
+async fn check_ready(ready: &Ready) -> Result<()> {
+    match ready {
+        Ready::Tcp(host, port) => {
+            tokio::net::TcpStream::connect((host.as_str(), *port))
+                .await
+                .map(drop)
+                .map_err(|e| {
+                    SourceError::Probe(crate::probe::ProbeError::Connect {
+                        url: format!("tcp://{host}:{port}"),
+                        reason: e.to_string(),
+                    })
+                })?;
+            Ok(())
+        }
+        Ready::Http(uri) => {
+            let mut probe = Probe::new(uri);
+            probe.get("").await.map(drop).map_err(SourceError::from)?;
+            Ok(())
+        }
+    }
 }
 
 /// Suspects, the kinds whose signals did not pass first.
@@ -717,14 +836,14 @@ fn attribute(
         _ => Vec::new(),
     };
     let growth = |s: &Suspect| (s.after - s.base) as f64;
-    let g = g
-        .into_iter()
-        .filter(|s| growth(s) >= tolerance.goroutines.max(1.0));
+    let min_goroutines = tolerance.get("goroutines").copied().unwrap_or(1.0).max(1.0);
+    let g = g.into_iter().filter(|s| growth(s) >= min_goroutines);
     let heap_growth = signals
         .iter()
         .find(|s| s.name == "heap_bytes")
         .map_or(0.0, |s| s.growth);
-    let min_heap = (tolerance.heap_bytes / 4.0).max(0.01 * heap_growth);
+    let heap_tolerance = tolerance.get("heap_bytes").copied().unwrap_or(0.0);
+    let min_heap = (heap_tolerance / 4.0).max(0.01 * heap_growth);
     let h = h.into_iter().filter(|s| growth(s) >= min_heap);
     if heap_grew && !goroutines_grew {
         out.extend(h);
@@ -773,9 +892,4 @@ fn no_session_error(url: &str, l: &CycleLoad) -> String {
         "no session to {url} succeeded ({}): {example}",
         causes.join(", ")
     )
-}
-
-fn signed_bytes(v: f64) -> String {
-    let s = format_value(v, "bytes");
-    if v > 0.0 { format!("+{s}") } else { s }
 }

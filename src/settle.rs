@@ -6,11 +6,12 @@
 //! cycle), or until the timeout. Flat is not settled: the caller waits out
 //! the full timeout once more before it declares a leak.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::probe::{Counters, Probe, ProbeError};
+use crate::sources::{Reading, SourceError, Sources};
 
 /// First pause between polls: sessions usually release within milliseconds.
 const FIRST_POLL: Duration = Duration::from_millis(50);
@@ -22,18 +23,9 @@ pub const CYCLE_QUIET: Duration = Duration::from_secs(6);
 /// Quiet window before the baseline: the target must hold still this long.
 pub const BASELINE_QUIET: Duration = Duration::from_millis(1500);
 
-/// Per-signal tolerance: changes within it are noise.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct Tolerance {
-    /// Goroutines.
-    pub goroutines: f64,
-    /// Live heap bytes.
-    pub heap_bytes: f64,
-    /// Live heap objects.
-    pub heap_objects: f64,
-    /// Open file descriptors (when the target's pid is known).
-    pub fds: f64,
-}
+/// Per-signal tolerance by signal name: changes within it are noise. The
+/// signals a settle watches are the keys.
+pub type Tolerance = BTreeMap<String, f64>;
 
 /// What ended a settle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -56,10 +48,10 @@ pub struct Settled {
     pub seconds: f64,
     /// Polls made.
     pub polls: u32,
-    /// The last counters seen.
-    pub last: Counters,
-    /// Per signal, the spread (max - min) over the final quiet window:
-    /// the target's idle noise when it ended quiet.
+    /// The last reading seen.
+    pub last: Reading,
+    /// Per watched signal, the spread (max - min) over the final quiet
+    /// window: the target's idle noise when it ended quiet.
     pub noise: Tolerance,
     /// Whether a signal was still falling when the timeout ran out.
     pub still_falling: bool,
@@ -69,84 +61,76 @@ pub struct Settled {
 #[derive(Debug, Clone, Copy)]
 pub struct Goal<'a> {
     /// Stop when back within tolerance of this; `None` before a baseline exists.
-    pub baseline: Option<&'a Counters>,
+    pub baseline: Option<&'a Reading>,
     /// Stop when nothing moved this long; `None` to wait for baseline or timeout only.
     pub quiet: Option<Duration>,
     /// The longest wait.
     pub timeout: Duration,
 }
 
-/// Signals a settle watches, in the order of [`values`] and [`tolerances`].
-const WATCHED: usize = 4;
-
-fn values(c: &Counters) -> [f64; WATCHED] {
-    [
-        c.goroutines as f64,
-        c.heap_bytes as f64,
-        c.heap_objects as f64,
-        c.process.map_or(0.0, |p| p.fds as f64),
-    ]
+/// The watched values of a reading, in the tolerance's key order; a signal
+/// missing from a reading counts as zero.
+fn values(r: &Reading, tol: &Tolerance) -> Vec<f64> {
+    tol.keys()
+        .map(|k| r.get(k).copied().unwrap_or(0.0))
+        .collect()
 }
 
-fn tolerances(t: &Tolerance) -> [f64; WATCHED] {
-    [t.goroutines, t.heap_bytes, t.heap_objects, t.fds]
-}
-
-/// Polls `probe` until `goal` is met; `on_poll` sees every sample (for progress).
+/// Polls `sources` until `goal` is met; `on_poll` sees every reading.
 pub async fn settle(
-    probe: &mut Probe,
+    sources: &mut Sources,
     goal: Goal<'_>,
     tolerance: &Tolerance,
-    mut on_poll: impl FnMut(&Counters),
-) -> Result<Settled, ProbeError> {
+    mut on_poll: impl FnMut(&Reading),
+) -> Result<Settled, SourceError> {
     let start = Instant::now();
-    let tol = tolerances(tolerance);
-    let mut history: Vec<(Instant, [f64; WATCHED])> = Vec::new();
+    let tol: Vec<f64> = tolerance.values().copied().collect();
+    let n = tol.len();
+    let mut history: Vec<(Instant, Vec<f64>)> = Vec::new();
     let mut pause = FIRST_POLL;
     let mut polls = 0;
     loop {
-        let counters = probe.sample().await?;
+        let reading = sources.sample().await?;
         polls += 1;
-        on_poll(&counters);
+        on_poll(&reading);
         let now = Instant::now();
-        let v = values(&counters);
-        history.push((now, v));
+        let v = values(&reading, tolerance);
+        history.push((now, v.clone()));
         // Keep only what the quiet window and the falling check can look at.
         let keep = goal.quiet.unwrap_or(CYCLE_QUIET).max(CYCLE_QUIET);
         while history.len() > 2 && now.duration_since(history[1].0) > keep {
             history.remove(0);
         }
 
-        let done = |ending: Ending, still_falling: bool, noise: [f64; WATCHED]| Settled {
+        let done = |ending: Ending, still_falling: bool, noise: Vec<f64>| Settled {
             ending,
             seconds: start.elapsed().as_secs_f64(),
             polls,
-            last: counters,
-            noise: Tolerance {
-                goroutines: noise[0],
-                heap_bytes: noise[1],
-                heap_objects: noise[2],
-                fds: noise[3],
-            },
+            last: reading.clone(),
+            noise: tolerance
+                .keys()
+                .cloned()
+                .zip(noise.into_iter().chain(std::iter::repeat(0.0)))
+                .collect(),
             still_falling,
         };
 
         if let Some(base) = goal.baseline {
-            let b = values(base);
-            if (0..WATCHED).all(|i| v[i] <= b[i] + tol[i]) {
-                return Ok(done(Ending::Baseline, false, [0.0; WATCHED]));
+            let b = values(base, tolerance);
+            if (0..n).all(|i| v[i] <= b[i] + tol[i]) {
+                return Ok(done(Ending::Baseline, false, Vec::new()));
             }
         }
         if let Some(quiet) = goal.quiet {
             if let Some(spread) = quiet_spread(&history, now, quiet) {
-                if (0..WATCHED).all(|i| spread[i] <= tol[i]) {
+                if (0..n).all(|i| spread[i] <= tol[i]) {
                     return Ok(done(Ending::Quiet, false, spread));
                 }
             }
         }
         if now.duration_since(start) >= goal.timeout {
             let still_falling = falling(&history, &tol);
-            return Ok(done(Ending::Timeout, still_falling, [0.0; WATCHED]));
+            return Ok(done(Ending::Timeout, still_falling, Vec::new()));
         }
         let remaining = goal.timeout.saturating_sub(now.duration_since(start));
         tokio::time::sleep(pause.min(remaining)).await;
@@ -156,15 +140,15 @@ pub async fn settle(
 
 /// The spread of each signal over the last `window`, if the history covers it.
 fn quiet_spread(
-    history: &[(Instant, [f64; WATCHED])],
+    history: &[(Instant, Vec<f64>)],
     now: Instant,
     window: Duration,
-) -> Option<[f64; WATCHED]> {
+) -> Option<Vec<f64>> {
     let first = history.first()?;
     if now.duration_since(first.0) < window {
         return None;
     }
-    let in_window: Vec<&[f64; WATCHED]> = history
+    let in_window: Vec<&Vec<f64>> = history
         .iter()
         .filter(|(t, _)| now.duration_since(*t) <= window)
         .map(|(_, v)| v)
@@ -172,19 +156,22 @@ fn quiet_spread(
     if in_window.len() < 3 {
         return None;
     }
-    let mut spread = [0.0; WATCHED];
-    for (i, s) in spread.iter_mut().enumerate() {
-        let max = in_window.iter().map(|v| v[i]).fold(f64::MIN, f64::max);
-        let min = in_window.iter().map(|v| v[i]).fold(f64::MAX, f64::min);
-        *s = max - min;
-    }
-    Some(spread)
+    let n = in_window[0].len();
+    Some(
+        (0..n)
+            .map(|i| {
+                let max = in_window.iter().map(|v| v[i]).fold(f64::MIN, f64::max);
+                let min = in_window.iter().map(|v| v[i]).fold(f64::MAX, f64::min);
+                max - min
+            })
+            .collect(),
+    )
 }
 
 /// Whether any signal fell by more than its tolerance across the kept history.
-fn falling(history: &[(Instant, [f64; WATCHED])], tol: &[f64; WATCHED]) -> bool {
+fn falling(history: &[(Instant, Vec<f64>)], tol: &[f64]) -> bool {
     match (history.first(), history.last()) {
-        (Some((_, first)), Some((_, last))) => (0..WATCHED).any(|i| first[i] - last[i] > tol[i]),
+        (Some((_, first)), Some((_, last))) => (0..tol.len()).any(|i| first[i] - last[i] > tol[i]),
         _ => false,
     }
 }
@@ -193,48 +180,43 @@ fn falling(history: &[(Instant, [f64; WATCHED])], tol: &[f64; WATCHED]) -> bool 
 mod tests {
     use super::*;
 
-    fn at(base: Instant, ms: u64, v: [f64; WATCHED]) -> (Instant, [f64; WATCHED]) {
-        (base + Duration::from_millis(ms), v)
+    fn at(base: Instant, ms: u64, v: &[f64]) -> (Instant, Vec<f64>) {
+        (base + Duration::from_millis(ms), v.to_vec())
     }
 
     #[test]
     fn quiet_needs_the_whole_window_and_three_polls() {
         let t0 = Instant::now();
+        let h = vec![at(t0, 0, &[5.0, 100.0]), at(t0, 500, &[5.0, 100.0])];
+        let now = t0 + Duration::from_millis(500);
+        assert!(quiet_spread(&h, now, Duration::from_secs(1)).is_none());
         let h = vec![
-            at(t0, 0, [5.0, 100.0, 1.0, 9.0]),
-            at(t0, 500, [5.0, 100.0, 1.0, 9.0]),
+            at(t0, 0, &[5.0, 100.0]),
+            at(t0, 600, &[6.0, 90.0]),
+            at(t0, 1200, &[5.0, 120.0]),
         ];
-        assert!(
-            quiet_spread(&h, t0 + Duration::from_millis(500), Duration::from_secs(1)).is_none()
+        let now = t0 + Duration::from_millis(1200);
+        assert_eq!(quiet_spread(&h, now, Duration::from_secs(2)), None);
+        assert_eq!(
+            quiet_spread(&h, now, Duration::from_millis(1200)),
+            Some(vec![1.0, 30.0])
         );
-        let h = vec![
-            at(t0, 0, [5.0, 100.0, 1.0, 9.0]),
-            at(t0, 600, [6.0, 90.0, 1.0, 9.0]),
-            at(t0, 1200, [5.0, 120.0, 1.0, 10.0]),
-        ];
-        let spread = quiet_spread(&h, t0 + Duration::from_millis(1200), Duration::from_secs(2));
-        assert_eq!(spread, None, "history shorter than the window");
-        let spread = quiet_spread(
-            &h,
-            t0 + Duration::from_millis(1200),
-            Duration::from_millis(1200),
-        );
-        assert_eq!(spread, Some([1.0, 30.0, 0.0, 1.0]));
     }
 
     #[test]
     fn falling_compares_first_and_last_against_tolerance() {
         let t0 = Instant::now();
-        let tol = [1.0, 10.0, 1.0, 1.0];
-        let h = vec![
-            at(t0, 0, [50.0, 100.0, 5.0, 9.0]),
-            at(t0, 900, [40.0, 100.0, 5.0, 9.0]),
-        ];
+        let tol = [1.0, 10.0];
+        let h = vec![at(t0, 0, &[50.0, 100.0]), at(t0, 900, &[40.0, 100.0])];
         assert!(falling(&h, &tol));
-        let h = vec![
-            at(t0, 0, [50.0, 100.0, 5.0, 9.0]),
-            at(t0, 900, [50.0, 95.0, 5.0, 9.0]),
-        ];
+        let h = vec![at(t0, 0, &[50.0, 100.0]), at(t0, 900, &[50.0, 95.0])];
         assert!(!falling(&h, &tol));
+    }
+
+    #[test]
+    fn missing_signals_read_as_zero_in_tolerance_order() {
+        let tol: Tolerance = [("b".to_owned(), 1.0), ("a".to_owned(), 2.0)].into();
+        let r: Reading = [("a".to_owned(), 7.0), ("z".to_owned(), 9.0)].into();
+        assert_eq!(values(&r, &tol), vec![7.0, 0.0]);
     }
 }

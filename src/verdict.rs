@@ -47,9 +47,11 @@ impl Verdict {
 #[derive(Debug, Clone)]
 pub struct Series {
     /// Signal name, e.g. `goroutines`.
-    pub name: &'static str,
+    pub name: String,
     /// Unit of the values: `count` or `bytes`.
     pub unit: &'static str,
+    /// Where it was read: `pprof`, `metrics`, `expvar` or `proc`.
+    pub source: &'static str,
     /// Whether this signal takes part in the overall verdict (exact counters
     /// do; lagging ones such as RSS are shown only).
     pub decides: bool,
@@ -67,9 +69,11 @@ pub struct Series {
 #[derive(Debug, Clone, Serialize)]
 pub struct SignalVerdict {
     /// Signal name.
-    pub name: &'static str,
+    pub name: String,
     /// Unit of every value below.
     pub unit: &'static str,
+    /// Where it was read: `pprof`, `metrics`, `expvar` or `proc`.
+    pub source: &'static str,
     /// This signal's verdict.
     pub verdict: Verdict,
     /// Whether it takes part in the overall verdict.
@@ -93,8 +97,9 @@ pub struct SignalVerdict {
 /// Judges one signal; `sessions` is the number of sessions per cycle.
 pub fn judge(series: &Series, sessions: u32) -> SignalVerdict {
     let Series {
-        name,
+        ref name,
         unit,
+        source,
         decides,
         baseline,
         ref cycles,
@@ -173,8 +178,9 @@ pub fn judge(series: &Series, sessions: u32) -> SignalVerdict {
         )
     };
     SignalVerdict {
-        name,
+        name: name.clone(),
         unit,
+        source,
         verdict,
         decides,
         baseline,
@@ -262,8 +268,9 @@ mod tests {
 
     fn series(baseline: f64, cycles: &[f64], threshold: f64) -> Series {
         Series {
-            name: "goroutines",
+            name: "goroutines".to_owned(),
             unit: "count",
+            source: "pprof",
             decides: true,
             baseline,
             cycles: cycles.to_vec(),

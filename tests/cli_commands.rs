@@ -4,7 +4,6 @@
 //! leaks one `main.watchDeadline` goroutine per request) before and after
 //! load, compared with `diff`.
 
-#[allow(dead_code)] // the e2e harness; this file uses part of it
 mod common;
 
 use std::io::{Read, Write};

@@ -3,7 +3,6 @@
 //! per phase in a pipe, nothing with `--quiet`. A short passing run of the
 //! fixed ctxleak target each time.
 
-#[allow(dead_code)] // the e2e harness; this file uses part of it
 mod common;
 
 use std::process::{Command, Stdio};

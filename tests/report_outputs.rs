@@ -8,7 +8,6 @@
 //! - report.html through headless Chromium,
 //! - summary.md and the terminal summary read as text.
 
-#[allow(dead_code)] // the e2e harness; this file uses part of it
 mod common;
 mod report_support;
 

@@ -10,8 +10,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result};
 use serde::Serialize;
 
-use crate::probe::{Counters, Probe};
 use crate::settle::{self, BASELINE_QUIET, Goal, Tolerance};
+use crate::sources::{Reading, Sources};
 use crate::verdict::format_value;
 
 /// Files a snapshot writes, in the order listed to the user.
@@ -31,8 +31,8 @@ struct Record<'a> {
     taken_at_unix_s: u64,
     /// How the wait for a still target ended (`quiet` or `timeout`), if one ran.
     settled: Option<String>,
-    /// The exact counters after forced GCs.
-    counters: Counters,
+    /// The exact counters after forced GCs (and /proc with `--pid`), by name.
+    counters: Reading,
     /// leakbench's version.
     leakbench: &'static str,
 }
@@ -41,27 +41,31 @@ struct Record<'a> {
 /// longest wait for the target to hold still (zero: measure at once).
 pub async fn execute(url: &str, dir: &Path, settle_for: Duration, pid: Option<u32>) -> Result<()> {
     let base = super::loopback_http(url.trim_end_matches('/'))?;
-    let mut probe = Probe::new(&base).with_pid(pid);
+    let mut sources = Sources::pprof_only(&base, pid);
     let settled = if settle_for.is_zero() {
         None
     } else {
         // Still means no exact counter moved beyond one unit for the quiet window.
-        let still = Tolerance {
-            goroutines: 1.0,
-            heap_bytes: 64.0 * 1024.0,
-            heap_objects: 256.0,
-            fds: 1.0,
-        };
+        let mut still: Tolerance = [
+            ("goroutines".to_owned(), 1.0),
+            ("heap_bytes".to_owned(), 64.0 * 1024.0),
+            ("heap_objects".to_owned(), 256.0),
+        ]
+        .into();
+        if pid.is_some() {
+            still.insert("fds".to_owned(), 1.0);
+        }
         let goal = Goal {
             baseline: None,
             quiet: Some(BASELINE_QUIET),
             timeout: settle_for,
         };
-        let s = settle::settle(&mut probe, goal, &still, |_| {}).await?;
+        let s = settle::settle(&mut sources, goal, &still, |_| {}).await?;
         Some(format!("{:?}", s.ending).to_lowercase())
     };
-    let snap = probe.snapshot().await?;
-    probe.close();
+    let (counters, snap) = sources.snapshot().await?;
+    sources.close();
+    let snap = snap.expect("pprof is the source");
 
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let record = Record {
@@ -70,7 +74,7 @@ pub async fn execute(url: &str, dir: &Path, settle_for: Duration, pid: Option<u3
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs()),
         settled,
-        counters: snap.counters,
+        counters,
         leakbench: env!("CARGO_PKG_VERSION"),
     };
     let mut json = serde_json::to_string_pretty(&record).expect("counters serialize");
@@ -86,8 +90,13 @@ pub async fn execute(url: &str, dir: &Path, settle_for: Duration, pid: Option<u3
         std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))?;
     }
     let c = &snap.counters;
+    let fds = record
+        .counters
+        .get("fds")
+        .map(|f| format!(", {f} open fds"))
+        .unwrap_or_default();
     println!(
-        "{url}: {} goroutines, heap {} in {} objects, stacks {} (after forced GCs{})",
+        "{url}: {} goroutines, heap {} in {} objects, stacks {}{fds} (after forced GCs{})",
         c.goroutines,
         format_value(c.heap_bytes as f64, "bytes"),
         c.heap_objects,

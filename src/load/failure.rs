@@ -197,6 +197,16 @@ impl Failure {
         Failure::new(Cause::of_io(&e), stage, Detail::Io(e))
     }
 
+    /// A TLS handshake error: a certificate or protocol problem is a
+    /// failed handshake; anything else is counted by its I/O kind.
+    pub(crate) fn tls(stage: Stage, e: io::Error) -> Failure {
+        let cause = match e.kind() {
+            io::ErrorKind::InvalidData => Cause::Handshake,
+            _ => Cause::of_io(&e),
+        };
+        Failure::new(cause, stage, Detail::Io(e))
+    }
+
     /// A websocket error. During the handshake anything that is not a plain
     /// I/O failure means the upgrade itself went wrong.
     pub(crate) fn ws(stage: Stage, e: tungstenite::Error) -> Failure {

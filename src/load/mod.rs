@@ -21,20 +21,27 @@ use futures_util::stream::FuturesUnordered;
 use serde::Serialize;
 use tokio::time::Instant;
 
-use crate::scenario::{Load, Target, Transport as Wire};
+use crate::scenario::{HttpConnection, Load, Rate, Step, Target, Transport as Wire};
 
 pub mod failure;
 mod http;
+pub mod limits;
+mod net;
+pub mod pacing;
 mod session;
 pub(crate) mod stats;
+mod template;
 mod ws;
+
+pub use limits::{Preflight, preflight, raise_open_file_limit};
 
 #[cfg(test)]
 mod tests;
 
 use failure::{Cause, Detail, Failure, Stage};
-use session::{SessionPlan, Transport};
+use session::{Session, SessionPlan, Transport};
 use stats::{Recorder, Stats};
+use template::Vars;
 
 /// Shard tasks per available core. Each shard keeps its own histograms (a few
 /// hundred KiB), so one per session slot would cost gigabytes at tens of
@@ -76,51 +83,61 @@ pub struct CycleLoad {
     /// A few distinct failure messages (at most 5), for the person reading
     /// the report, e.g. `handshake at handshake: upgrade rejected with HTTP 403 Forbidden`.
     pub failure_examples: Vec<String>,
-    /// TCP connect time.
+    /// TCP connect time, plus the TLS handshake for wss/https. With a
+    /// `rate`, a session's first connect is timed from its intended start,
+    /// so starts delayed by the concurrency limit show here.
     pub connect: LatencySummary,
     /// Websocket handshake (one per session), or HTTP time from sending a
     /// request to its response head (one per request).
     pub handshake: LatencySummary,
     /// Websocket send-to-expected-reply round trips.
     pub round_trip: LatencySummary,
-    /// HTTP request latency, from sending to the end of the body.
+    /// HTTP request latency, from sending to the end of the body (with a
+    /// `rate`, a session's first request is timed from its intended start).
     pub request: LatencySummary,
     /// Wall time of the cycle, seconds.
     pub elapsed_s: f64,
 }
 
 /// Runs one cycle: `load.sessions` sessions, at most `load.concurrency` at
-/// once, each closed as `load.close` says; returns once every session is
-/// closed (leakbench holds no connection to the target afterwards).
+/// once (started as fast as that allows, or at `load.rate`), each closed as
+/// `load.close` says; returns once every session is closed (leakbench holds
+/// no connection to the target afterwards).
 ///
-/// Every network wait is bounded by `load.step_timeout`, and the cycle as a
-/// whole by [`cycle_bound`]: sessions still open then are dropped (their
-/// sockets closed) and counted as `timeout`.
+/// Every network wait is bounded by `load.step_timeout` (or a step's own
+/// timeout), and the cycle as a whole by [`cycle_bound`]: sessions still
+/// open then are dropped (their sockets closed) and counted as `timeout`.
 pub async fn run_cycle(target: &Target, load: &Load) -> CycleLoad {
     let start = Instant::now();
     let stats = match prepare(target, load).await {
         Ok(plan) => match target.transport {
-            Wire::WebSocket => {
-                let ws = ws::Ws::new(target.url.clone(), &load.steps, load.step_timeout);
-                run_shards(ws, plan, load).await
-            }
-            Wire::Http => {
-                match http::Http::new(&target.url, &load.method, load.requests, load.step_timeout) {
-                    Ok(http) => run_shards(http, plan, load).await,
-                    Err(message) => all_failed(load, Stage::Handshake, message),
-                }
-            }
+            Wire::WebSocket => match ws::Ws::new(target, load) {
+                Ok(ws) => run_shards(ws, plan, load).await,
+                Err(message) => all_failed(load, Stage::Handshake, message),
+            },
+            Wire::Http => match http::Http::new(target, load) {
+                Ok(http) => run_shards(http, plan, load).await,
+                Err(message) => all_failed(load, Stage::Handshake, message),
+            },
         },
         Err(message) => all_failed(load, Stage::Connect, message),
     };
     stats.into_cycle(start.elapsed())
 }
 
-/// Resolves the target once per cycle, so sessions connect to an address.
+/// Resolves the target once per cycle, so sessions connect to an address;
+/// picks source addresses and sets up TLS.
 async fn prepare(target: &Target, load: &Load) -> Result<SessionPlan, String> {
+    // Idempotent: the open-file soft limit goes to the hard limit even when
+    // the caller did not run `preflight`.
+    let _ = limits::raise_open_file_limit();
     let host = target.url.host().ok_or("the URL has no host")?;
     let host = host.trim_start_matches('[').trim_end_matches(']');
-    let port = target.url.port_u16().unwrap_or(80);
+    let secure = matches!(target.url.scheme_str(), Some("wss") | Some("https"));
+    let port = target
+        .url
+        .port_u16()
+        .unwrap_or(if secure { 443 } else { 80 });
     let mut addrs = tokio::time::timeout(load.step_timeout, tokio::net::lookup_host((host, port)))
         .await
         .map_err(|_| format!("resolving {host} took longer than {:?}", load.step_timeout))?
@@ -128,8 +145,16 @@ async fn prepare(target: &Target, load: &Load) -> Result<SessionPlan, String> {
     let addr: SocketAddr = addrs
         .next()
         .ok_or_else(|| format!("{host} resolves to no address"))?;
+    let sources = limits::plan_sources(Some(addr.ip()), load, limits::ports_per_source());
+    let tls = if secure {
+        Some(net::TlsClient::new(&target.tls, host)?)
+    } else {
+        None
+    };
     Ok(SessionPlan {
         addr,
+        sources,
+        tls,
         step_timeout: load.step_timeout,
         hold: load.hold,
         ending: load.close.into(),
@@ -147,21 +172,46 @@ fn all_failed(load: &Load, stage: Stage, message: String) -> Stats {
     stats
 }
 
+/// Longest one pass of the steps may take: each send, expect and ping at its
+/// bound, each pause, blocks times their repeats.
+fn script_bound(steps: &[Step], default: Duration) -> Duration {
+    steps.iter().fold(Duration::ZERO, |total, step| {
+        let one = match step {
+            Step::Send { timeout, .. }
+            | Step::SendBinary { timeout, .. }
+            | Step::Expect { timeout, .. }
+            | Step::Ping { timeout, .. } => timeout.unwrap_or(default),
+            Step::Pause(d) => *d,
+            Step::Repeat { times, steps } => script_bound(steps, default).saturating_mul(*times),
+        };
+        total.saturating_add(one)
+    })
+}
+
 /// Longest a cycle may take: every session's network waits at their bound,
-/// plus its hold, times the waves of sessions the concurrency allows, plus
+/// plus its hold, times the waves of sessions the concurrency allows (or the
+/// time the arrival rate needs to start them all, whichever is longer), plus
 /// one step timeout of slack. Reaching it means something is not bounded as
 /// it should be; it is a backstop, not a policy.
 pub fn cycle_bound(load: &Load) -> Duration {
-    // connect + handshake + close handshake + FIN wait, then steps/requests.
-    let waits = 4 + load.steps.len() as u64 + u64::from(load.requests);
-    let session = load
-        .step_timeout
-        .saturating_mul(u32::try_from(waits).unwrap_or(u32::MAX))
+    // connect + TLS/handshake + close handshake + FIN wait, per connection.
+    let per_connection = load.step_timeout.saturating_mul(4);
+    let connections = match load.http.connection {
+        HttpConnection::PerRequest => load.requests.max(1),
+        HttpConnection::KeepAlive => 1,
+    };
+    let session = per_connection
+        .saturating_mul(connections)
+        .saturating_add(script_bound(&load.steps, load.step_timeout))
+        .saturating_add(load.step_timeout.saturating_mul(load.requests))
         .saturating_add(load.hold);
     let waves = u64::from(load.sessions).div_ceil(u64::from(load.concurrency.max(1)));
-    session
-        .saturating_mul(u32::try_from(waves).unwrap_or(u32::MAX))
-        .saturating_add(load.step_timeout)
+    let closed = session.saturating_mul(u32::try_from(waves).unwrap_or(u32::MAX));
+    let open = match load.rate {
+        Some(rate) => pacing::last_start(rate, load.sessions).saturating_add(session),
+        None => Duration::ZERO,
+    };
+    closed.max(open).saturating_add(load.step_timeout)
 }
 
 /// What the shards of one cycle share.
@@ -170,17 +220,49 @@ struct Cycle<T> {
     plan: SessionPlan,
     sessions: u64,
     next: AtomicU64,
+    /// When the cycle started (the origin of intended start times).
+    start: Instant,
+    rate: Option<Rate>,
     deadline: Instant,
 }
 
+/// The outcome of asking for the next session.
+enum Claim {
+    /// Run this session, which was meant to start at this time (if paced).
+    Run(u64, Option<Instant>),
+    /// The next session is not due before this time.
+    NotBefore(Instant),
+    /// Every session has been claimed.
+    Done,
+}
+
 impl<T> Cycle<T> {
-    /// Claims the next session to run, if any are left.
-    fn claim(&self) -> bool {
-        self.next
+    /// Claims the next session to run if it is due at `now`.
+    fn claim(&self, now: Instant) -> Claim {
+        let mut wait = None;
+        let claimed = self
+            .next
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
-                (n < self.sessions).then_some(n + 1)
-            })
-            .is_ok()
+                if n >= self.sessions {
+                    return None;
+                }
+                if let Some(rate) = self.rate {
+                    let due = self.start + pacing::start_of(rate, n);
+                    if due > now {
+                        wait = Some(due);
+                        return None;
+                    }
+                }
+                Some(n + 1)
+            });
+        match (claimed, wait) {
+            (Ok(n), _) => Claim::Run(
+                n,
+                self.rate.map(|rate| self.start + pacing::start_of(rate, n)),
+            ),
+            (Err(_), Some(due)) => Claim::NotBefore(due),
+            (Err(_), None) => Claim::Done,
+        }
     }
 }
 
@@ -190,12 +272,15 @@ async fn run_shards<T: Transport>(transport: T, plan: SessionPlan, load: &Load) 
     let shards = concurrency.min(cores * SHARDS_PER_CORE);
     // Far enough never to matter is still finite: Instant + Duration::MAX panics.
     let bound = cycle_bound(load).min(Duration::from_secs(7 * 24 * 3600));
+    let start = Instant::now();
     let cycle = Arc::new(Cycle {
         transport,
         plan,
         sessions: u64::from(load.sessions),
         next: AtomicU64::new(0),
-        deadline: Instant::now() + bound,
+        start,
+        rate: load.rate,
+        deadline: start + bound,
     });
     let mut tasks = tokio::task::JoinSet::new();
     for shard in 0..shards {
@@ -216,23 +301,51 @@ async fn run_shards<T: Transport>(transport: T, plan: SessionPlan, load: &Load) 
 }
 
 /// One shard: keeps up to `slots` sessions running, claiming new ones as
-/// others end, until none are left or the cycle's deadline passes.
+/// others end (and, with a rate, as they fall due), until none are left or
+/// the cycle's deadline passes.
 async fn run_shard<T: Transport>(cycle: Arc<Cycle<T>>, slots: usize, longest: Duration) -> Stats {
     let rec = Recorder::new(Stats::new(longest));
     let work = async {
         let mut running = FuturesUnordered::new();
         loop {
-            while running.len() < slots && cycle.claim() {
-                running.push(async {
-                    rec.with(Stats::started);
-                    match session::run(&cycle.transport, &cycle.plan, &rec).await {
-                        Ok(()) => rec.with(Stats::completed),
-                        Err(failure) => rec.with(|s| s.failed(&failure, 1)),
+            let mut due = None;
+            while running.len() < slots {
+                match cycle.claim(Instant::now()) {
+                    Claim::Run(n, intended) => {
+                        let session = Session {
+                            vars: Vars::new(n),
+                            intended,
+                        };
+                        let (cycle, rec) = (&cycle, &rec);
+                        running.push(async move {
+                            rec.with(Stats::started);
+                            match session::run(&cycle.transport, &cycle.plan, &session, rec).await {
+                                Ok(()) => rec.with(Stats::completed),
+                                Err(failure) => rec.with(|s| s.failed(&failure, 1)),
+                            }
+                        });
                     }
-                });
+                    Claim::NotBefore(at) => {
+                        due = Some(at);
+                        break;
+                    }
+                    Claim::Done => break,
+                }
             }
-            if running.next().await.is_none() {
-                break;
+            match due {
+                None => {
+                    if running.next().await.is_none() {
+                        break;
+                    }
+                }
+                // Wake for whichever comes first: a session ending, or the
+                // next one falling due.
+                Some(at) => {
+                    tokio::select! {
+                        _ = running.next(), if !running.is_empty() => {}
+                        _ = tokio::time::sleep_until(at) => {}
+                    }
+                }
             }
         }
     };

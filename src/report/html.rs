@@ -112,7 +112,7 @@ fn signals(o: &mut String, r: &Report) {
         let _ = write!(
             o,
             "<tr><td>{}</td><td>{}</td>",
-            esc(s.name),
+            esc(&s.name),
             esc(&format_value(s.baseline, s.unit))
         );
         for v in &s.cycles {
@@ -243,14 +243,14 @@ fn timeline(o: &mut String, r: &Report) {
             .find(|s| s.name == name)
             .map(|s| s.baseline)
     };
-    for (name, unit, colour, id, title, get) in [
+    for (name, unit, colour, id, title, key) in [
         (
             "goroutines",
             Unit::Count,
             GOROUTINE_COLOUR,
             "chart-timeline-goroutines",
             "Goroutines through the run",
-            (|p| p.goroutines) as fn(&super::TimelinePoint) -> u64,
+            "goroutines",
         ),
         (
             "heap_bytes",
@@ -258,7 +258,7 @@ fn timeline(o: &mut String, r: &Report) {
             HEAP_COLOUR,
             "chart-timeline-heap",
             "Live heap through the run",
-            |p| p.heap_bytes,
+            "heap_bytes",
         ),
     ] {
         let chart = Chart {
@@ -268,7 +268,11 @@ fn timeline(o: &mut String, r: &Report) {
             unit,
             lines: vec![Line {
                 name: name.to_owned(),
-                points: r.timeline.iter().map(|p| (p.t_s, get(p) as f64)).collect(),
+                points: r
+                    .timeline
+                    .iter()
+                    .filter_map(|p| p.values.get(key).map(|v| (p.t_s, *v)))
+                    .collect(),
                 color: colour,
                 markers: r.timeline.len() <= 120,
             }],

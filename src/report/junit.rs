@@ -75,7 +75,7 @@ impl Render for Junit {
             let _ = writeln!(
                 cases,
                 "    <testcase classname=\"leakbench.signal\" name=\"{}\" time=\"0\">{body}</testcase>",
-                escape(s.name)
+                escape(&s.name)
             );
         }
         if r.verdict != Verdict::Pass {

@@ -14,9 +14,9 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::load::{CycleLoad, LatencySummary};
-use crate::probe::Counters;
 use crate::run::Status;
 use crate::settle::{Settled, Tolerance};
+use crate::sources::Reading;
 use crate::suspects::Suspect;
 use crate::verdict::{SignalVerdict, Verdict};
 
@@ -42,8 +42,10 @@ pub struct Report {
     pub scenario_text: Option<String>,
     /// The URL sessions went to.
     pub url: String,
-    /// The pprof base URL probed.
+    /// The pprof base URL probed (empty when pprof is not a source).
     pub pprof: String,
+    /// Every signal source read, in one line.
+    pub sources: String,
     /// The overall verdict.
     pub verdict: Verdict,
     /// Why, one sentence per reason, most important first.
@@ -58,8 +60,8 @@ pub struct Report {
     pub signals: Vec<SignalVerdict>,
     /// Code holding what grew, most significant first.
     pub suspects: Vec<Suspect>,
-    /// Per-signal tolerance used by settle and verdict (growth per cycle
-    /// below this is noise), in each signal's unit.
+    /// Per deciding signal, the tolerance used by settle and verdict (growth
+    /// per cycle below this is noise), in the signal's unit.
     pub tolerance: Tolerance,
     /// Every cycle, warm-up included, in order.
     pub phases: Vec<Phase>,
@@ -82,9 +84,10 @@ pub struct Phase {
     pub load: CycleLoad,
     /// How the target settled afterwards.
     pub settle: Settled,
-    /// Counters measured after settling (forced GCs); absent for warm-ups.
+    /// Signals measured after settling (after forced GCs where pprof is a
+    /// source), by name; absent for warm-ups.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub measured: Option<Counters>,
+    pub measured: Option<Reading>,
 }
 
 /// A sample of the target's counters during the run.
@@ -94,10 +97,9 @@ pub struct TimelinePoint {
     pub t_s: f64,
     /// What leakbench was doing: `warmup`, `baseline`, `cycle N`, `final`.
     pub phase: String,
-    /// Goroutines.
-    pub goroutines: u64,
-    /// Live heap bytes after a forced GC.
-    pub heap_bytes: u64,
+    /// Every signal read at that moment, by name (e.g. `goroutines`,
+    /// `heap_bytes` after one forced GC, `fds`).
+    pub values: Reading,
 }
 
 /// A report format.

@@ -8,32 +8,42 @@ use std::collections::BTreeMap;
 
 use super::{Phase, Report, SCHEMA, TimelinePoint};
 use crate::load::{CycleLoad, LatencySummary};
-use crate::probe::Counters;
-use crate::procfs::ProcStats;
 use crate::run::Status;
 use crate::settle::{Ending, Settled, Tolerance};
+use crate::sources::Reading;
 use crate::suspects::Suspect;
 use crate::verdict::{self, Series, Verdict};
 
 const SESSIONS: u32 = 200;
 
-fn counters(goroutines: u64, heap_bytes: u64) -> Counters {
-    Counters {
-        goroutines,
-        heap_bytes,
-        heap_objects: heap_bytes / 64,
-        heap_inuse: heap_bytes + 400_000,
-        stack_bytes: goroutines * 8192,
-        sys_bytes: 12_000_000,
-        process: Some(ProcStats {
-            fds: 8,
-            sockets: 4,
-            pipes: 2,
-            other_fds: 2,
-            rss_bytes: 14_000_000,
-            threads: 7,
-        }),
-    }
+fn counters(goroutines: u64, heap_bytes: u64) -> Reading {
+    [
+        ("goroutines", goroutines as f64),
+        ("heap_bytes", heap_bytes as f64),
+        ("heap_objects", (heap_bytes / 64) as f64),
+        ("heap_inuse", (heap_bytes + 400_000) as f64),
+        ("stack_bytes", (goroutines * 8192) as f64),
+        ("sys_bytes", 12_000_000.0),
+        ("fds", 8.0),
+        ("sockets", 4.0),
+        ("rss_bytes", 14_000_000.0),
+        ("threads", 7.0),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect()
+}
+
+fn tolerance(goroutines: f64, heap_bytes: f64, heap_objects: f64, fds: f64) -> Tolerance {
+    [
+        ("goroutines", goroutines),
+        ("heap_bytes", heap_bytes),
+        ("heap_objects", heap_objects),
+        ("fds", fds),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect()
 }
 
 fn latency(p50_us: u64) -> LatencySummary {
@@ -69,18 +79,13 @@ fn load(p50_us: u64, failed: u64) -> CycleLoad {
     }
 }
 
-fn settled(ending: Ending, seconds: f64, last: Counters) -> Settled {
+fn settled(ending: Ending, seconds: f64, last: Reading) -> Settled {
     Settled {
         ending,
         seconds,
         polls: 9,
         last,
-        noise: Tolerance {
-            goroutines: 0.0,
-            heap_bytes: 1024.0,
-            heap_objects: 3.0,
-            fds: 0.0,
-        },
+        noise: tolerance(0.0, 1024.0, 3.0, 0.0),
         still_falling: false,
     }
 }
@@ -94,26 +99,22 @@ pub fn leaking_report() -> Report {
         counters(412, 4_000_000),
         counters(612, 5_800_000),
     ];
-    let tolerance = Tolerance {
-        goroutines: 2.0,
-        heap_bytes: 65_536.0,
-        heap_objects: 256.0,
-        fds: 2.0,
-    };
-    let series = |name, unit, decides, threshold, get: fn(&Counters) -> u64| Series {
-        name,
+    let tolerance = tolerance(2.0, 65_536.0, 256.0, 2.0);
+    let series = |name: &str, unit, decides, threshold| Series {
+        name: name.to_owned(),
         unit,
+        source: "pprof",
         decides,
-        baseline: get(&base) as f64,
-        cycles: cycles.iter().map(|c| get(c) as f64).collect(),
+        baseline: base[name],
+        cycles: cycles.iter().map(|c| c[name]).collect(),
         threshold,
         still_changing: false,
     };
     let signals = [
-        series("goroutines", "count", true, 2.0, |c| c.goroutines),
-        series("heap_bytes", "bytes", true, 65_536.0, |c| c.heap_bytes),
-        series("heap_objects", "count", true, 256.0, |c| c.heap_objects),
-        series("stack_bytes", "bytes", false, 65_536.0, |c| c.stack_bytes),
+        series("goroutines", "count", true, 2.0),
+        series("heap_bytes", "bytes", true, 65_536.0),
+        series("heap_objects", "count", true, 256.0),
+        series("stack_bytes", "bytes", false, 65_536.0),
     ]
     .iter()
     .map(|s| verdict::judge(s, SESSIONS))
@@ -123,7 +124,7 @@ pub fn leaking_report() -> Report {
         kind: "warmup",
         index: 1,
         load: load(800, 0),
-        settle: settled(Ending::Quiet, 1.6, base),
+        settle: settled(Ending::Quiet, 1.6, base.clone()),
         measured: None,
     }];
     for (k, c) in cycles.iter().enumerate() {
@@ -131,32 +132,36 @@ pub fn leaking_report() -> Report {
             kind: "cycle",
             index: k as u32 + 1,
             load: load(1000 + 250 * k as u64, if k == 1 { 2 } else { 0 }),
-            settle: settled(Ending::Quiet, 6.0 + 0.2 * k as f64, *c),
-            measured: Some(*c),
+            settle: settled(Ending::Quiet, 6.0 + 0.2 * k as f64, c.clone()),
+            measured: Some(c.clone()),
         });
     }
 
     let mut timeline = Vec::new();
     let mut t = 0.5;
-    let mut point = |phase: &str, goroutines: u64, heap_bytes: u64| {
+    let mut point = |phase: &str, goroutines: f64, heap_bytes: f64| {
         timeline.push(TimelinePoint {
             t_s: t,
             phase: phase.to_owned(),
-            goroutines,
-            heap_bytes,
+            values: [
+                ("goroutines".to_owned(), goroutines),
+                ("heap_bytes".to_owned(), heap_bytes),
+            ]
+            .into(),
         });
         t += 0.7;
     };
-    point("warm-up 1/1", 212, 2_300_000);
-    point("baseline", 12, 420_000);
-    point("baseline", 12, 400_000);
+    point("warm-up 1/1", 212.0, 2_300_000.0);
+    point("baseline", 12.0, 420_000.0);
+    point("baseline", 12.0, 400_000.0);
     for (k, c) in cycles.iter().enumerate() {
         let name = format!("cycle {}/3", k + 1);
-        point(&name, c.goroutines + 200, c.heap_bytes + 900_000);
-        point(&name, c.goroutines, c.heap_bytes + 100_000);
-        point(&name, c.goroutines, c.heap_bytes);
+        let (g, h) = (c["goroutines"], c["heap_bytes"]);
+        point(&name, g + 200.0, h + 900_000.0);
+        point(&name, g, h + 100_000.0);
+        point(&name, g, h);
     }
-    point("final settle", 612, 5_800_000);
+    point("final settle", 612.0, 5_800_000.0);
 
     let frames: Vec<String> = [
         "runtime.gopark",
@@ -217,6 +222,7 @@ pub fn leaking_report() -> Report {
         ),
         url: "ws://127.0.0.1:18080/ws?a=1&b=2".to_owned(),
         pprof: "http://127.0.0.1:18080/debug/pprof".to_owned(),
+        sources: "pprof http://127.0.0.1:18080/debug/pprof, /proc/4242".to_owned(),
         verdict: Verdict::Leak,
         reasons: signals
             .iter()

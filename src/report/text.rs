@@ -11,6 +11,7 @@ use std::fmt::Write;
 use std::io::IsTerminal;
 
 use super::{Render, Report, latency_kind, suspect_unit, trimmed_frames};
+use crate::run::Status;
 use crate::verdict::{Verdict, format_per_session, format_value};
 
 /// Frames shown per suspect before the rest are elided.
@@ -70,7 +71,11 @@ impl Render for Text {
 
     fn render(&self, r: &Report) -> String {
         let mut o = String::new();
-        let banner = r.verdict.as_str().to_uppercase();
+        let banner = match r.status {
+            Status::Error => "ERROR".to_owned(),
+            Status::Interrupted => "INTERRUPTED".to_owned(),
+            Status::Complete => r.verdict.as_str().to_uppercase(),
+        };
         let first = r.reasons.first().map(String::as_str).unwrap_or("");
         let _ = writeln!(
             o,

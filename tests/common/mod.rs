@@ -6,6 +6,9 @@
 //! `command`, so each test exercises the whole path: start, load, settle,
 //! probe, verdict, report.
 
+// Each test file compiles this module on its own and uses only part of it.
+#![allow(dead_code)]
+
 use std::fmt::Write as _;
 use std::io::Read;
 use std::net::TcpListener;
@@ -217,7 +220,8 @@ impl Case {
     }
 }
 
-fn toml_str(s: &str) -> String {
+/// `s` as a TOML basic string, quotes included.
+pub fn toml_str(s: &str) -> String {
     // serde_json's string escaping is valid TOML basic-string escaping for
     // everything a path or flag holds.
     serde_json::to_string(s).expect("string to JSON")
@@ -351,18 +355,7 @@ pub fn run_leakbench(scenario: &Path, out: &Path) -> Outcome {
     let stdout = drain(child.stdout.take().expect("stdout"));
     let stderr = drain(child.stderr.take().expect("stderr"));
 
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for leakbench") {
-            break Some(status);
-        }
-        if started.elapsed() > RUN_DEADLINE {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        thread::sleep(Duration::from_millis(100));
-    };
+    let status = wait_bounded(&mut child, Instant::now());
     let mut stderr = collect(stderr);
     if status.is_none() {
         writeln!(
@@ -371,19 +364,12 @@ pub fn run_leakbench(scenario: &Path, out: &Path) -> Outcome {
         )
         .unwrap();
     }
-    let report_path = out.join("report.json");
-    let report = std::fs::read_to_string(&report_path)
-        .map_err(|e| format!("cannot read {}: {e}", report_path.display()))
-        .and_then(|text| {
-            serde_json::from_str(&text)
-                .map_err(|e| format!("{} is not JSON ({e}):\n{text}", report_path.display()))
-        });
     Outcome {
         scenario: String::new(),
         code: status.and_then(|s| s.code()),
         stdout: collect(stdout),
         stderr,
-        report,
+        report: read_report(out),
     }
 }
 
@@ -403,4 +389,364 @@ fn drain(mut pipe: impl Read + Send + 'static) -> Receiver<String> {
 fn collect(pipe: Receiver<String>) -> String {
     pipe.recv_timeout(Duration::from_secs(10))
         .unwrap_or_else(|_| "[e2e harness: pipe still open 10 s after leakbench exited]".to_owned())
+}
+
+// ---- scenarios beyond the Go targets ---------------------------------------
+
+/// The python3 that the metrics tests start, checked to have
+/// prometheus_client. It is the first `python3` on PATH, which is the one
+/// leakbench finds too (it looks bare program names up on PATH) and the one
+/// .ci/install runs `python3 -m pip install` with. Panics with the fix when
+/// the module is missing: the end-to-end tests skip nothing.
+pub fn python_with_prometheus() -> &'static str {
+    static CHECKED: OnceLock<Result<(), String>> = OnceLock::new();
+    let checked = CHECKED.get_or_init(|| {
+        let out = Command::new("python3")
+            .args(["-c", "import prometheus_client"])
+            .output()
+            .map_err(|e| format!("cannot run python3: {e}"))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "python3 cannot import prometheus_client ({}); install it with: \
+                 python3 -m pip install prometheus-client (see .ci/install)\n{}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            ))
+        }
+    });
+    match checked {
+        Ok(()) => "python3",
+        Err(why) => panic!("{why}"),
+    }
+}
+
+/// Panics with the install command unless `program` is on PATH.
+pub fn require_program(program: &str, package: &str) {
+    let found = std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()));
+    assert!(
+        found,
+        "`{program}` is not on PATH; install it with: apt-get install -y {package} (see .ci/install)"
+    );
+}
+
+/// The report's signal called `name`, or a panic listing the ones it has.
+pub fn signal<'a>(run: &'a Outcome, name: &str) -> &'a Value {
+    let signals = run
+        .report()
+        .get("signals")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    signals
+        .iter()
+        .find(|s| s.get("name").and_then(Value::as_str) == Some(name))
+        .unwrap_or_else(|| {
+            let names: Vec<&str> = signals
+                .iter()
+                .filter_map(|s| s.get("name").and_then(Value::as_str))
+                .collect();
+            panic!(
+                "report.json has no signal {name:?} (it has {names:?})\n{}",
+                run.context()
+            )
+        })
+}
+
+/// Asserts that signal `name` has this verdict and takes part in the overall
+/// verdict (`decides`) or is only shown.
+pub fn assert_signal(run: &Outcome, name: &str, verdict: &str, decides: bool) {
+    let s = signal(run, name);
+    assert_eq!(
+        s.get("verdict").and_then(Value::as_str),
+        Some(verdict),
+        "signal {name}: expected verdict {verdict:?}\n{}",
+        run.context()
+    );
+    assert_eq!(
+        s.get("decides").and_then(Value::as_bool),
+        Some(decides),
+        "signal {name}: expected decides = {decides}\n{}",
+        run.context()
+    );
+}
+
+/// Growth of signal `name` from baseline to the last cycle.
+pub fn signal_growth(run: &Outcome, name: &str) -> f64 {
+    signal(run, name)
+        .get("growth")
+        .and_then(Value::as_f64)
+        .unwrap_or_else(|| panic!("signal {name} has no growth\n{}", run.context()))
+}
+
+// ---- a run watched while it runs ------------------------------------------
+
+/// A `leakbench run` whose stderr is read line by line as it is written, so a
+/// test can act at a point of the run (after `cycle 1/3`, say) without
+/// sleeping.
+pub struct Live {
+    child: std::process::Child,
+    lines: Receiver<String>,
+    seen: Vec<String>,
+    stdout: Receiver<String>,
+    out: PathBuf,
+    started: Instant,
+}
+
+impl Live {
+    /// Starts `leakbench run SCENARIO --out OUT`.
+    pub fn start(scenario: &Path, out: &Path) -> Live {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_leakbench"))
+            .arg("run")
+            .arg(scenario)
+            .arg("--out")
+            .arg(out)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start leakbench");
+        let stdout = drain(child.stdout.take().expect("stdout"));
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, lines) = mpsc::channel();
+        thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Live {
+            child,
+            lines,
+            seen: Vec::new(),
+            stdout,
+            out: out.to_owned(),
+            started: Instant::now(),
+        }
+    }
+
+    /// leakbench's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits for the next stderr line containing `needle` and returns it;
+    /// `None` when stderr closed (leakbench exited) or the run's deadline
+    /// passed first.
+    pub fn wait_for(&mut self, needle: &str) -> Option<String> {
+        loop {
+            let left = RUN_DEADLINE.checked_sub(self.started.elapsed())?;
+            let line = self.lines.recv_timeout(left).ok()?;
+            self.seen.push(line.clone());
+            if line.contains(needle) {
+                return Some(line);
+            }
+        }
+    }
+
+    /// Like [`Live::wait_for`], but a missing line kills leakbench and fails
+    /// the test with what stderr showed.
+    pub fn expect(&mut self, needle: &str) -> String {
+        match self.wait_for(needle) {
+            Some(line) => line,
+            None => {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!(
+                    "leakbench never printed a line with {needle:?}; stderr:\n{}",
+                    self.stderr_so_far()
+                );
+            }
+        }
+    }
+
+    /// Everything on stderr so far.
+    pub fn stderr_so_far(&self) -> String {
+        self.seen.join("\n")
+    }
+
+    /// Waits for leakbench to exit (killing it at the run deadline) and
+    /// collects what it did.
+    pub fn finish(mut self) -> Outcome {
+        let status = wait_bounded(&mut self.child, self.started);
+        // The reader thread ends at EOF; bound the wait in case a leftover
+        // process inherited the pipe.
+        let eof_deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let left = eof_deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => self.seen.push(line),
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    self.seen.push(
+                        "[e2e harness: stderr still open 10 s after leakbench exited]".into(),
+                    );
+                    break;
+                }
+            }
+        }
+        let mut stderr = self.seen.join("\n");
+        if status.is_none() {
+            write!(
+                stderr,
+                "\n[e2e harness: leakbench killed after {RUN_DEADLINE:?}]"
+            )
+            .unwrap();
+        }
+        Outcome {
+            scenario: String::new(),
+            code: status.and_then(|s| s.code()),
+            stdout: collect(self.stdout),
+            stderr,
+            report: read_report(&self.out),
+        }
+    }
+}
+
+/// Waits for `child`, killing it once [`RUN_DEADLINE`] has passed since
+/// `started`; `None` if it had to be killed.
+fn wait_bounded(
+    child: &mut std::process::Child,
+    started: Instant,
+) -> Option<std::process::ExitStatus> {
+    loop {
+        if let Some(status) = child.try_wait().expect("wait for leakbench") {
+            return Some(status);
+        }
+        if started.elapsed() > RUN_DEADLINE {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// report.json from `out`, parsed.
+fn read_report(out: &Path) -> Result<Value, String> {
+    let report_path = out.join("report.json");
+    std::fs::read_to_string(&report_path)
+        .map_err(|e| format!("cannot read {}: {e}", report_path.display()))
+        .and_then(|text| {
+            serde_json::from_str(&text)
+                .map_err(|e| format!("{} is not JSON ({e}):\n{text}", report_path.display()))
+        })
+}
+
+// ---- processes --------------------------------------------------------------
+
+/// The pid in a progress line `started target `...` (pid N), log ...`.
+pub fn started_pid(line: &str) -> Option<i32> {
+    let after = &line[line.rfind("(pid ")? + "(pid ".len()..];
+    after[..after.find(')')?].trim().parse().ok()
+}
+
+/// Sends `signal` to process `pid`.
+pub fn send_signal(pid: i32, signal: i32) {
+    // SAFETY: kill(2) has no memory effects on this process.
+    let rc = unsafe { libc::kill(pid, signal) };
+    assert_eq!(
+        rc,
+        0,
+        "kill({pid}, {signal}): {}",
+        std::io::Error::last_os_error()
+    );
+}
+
+/// Processes that are `pid` itself or belong to its process group (a
+/// started target leads its own group), as `pid state comm` lines. Empty when
+/// nothing of it is left, zombies included.
+pub fn remains_of(pid: i32) -> Vec<String> {
+    let mut left = Vec::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return left;
+    };
+    for entry in entries.flatten() {
+        let Some(other) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // `pid (comm) state ppid pgrp ...`; comm may hold spaces and parens.
+        let Some(close) = stat.rfind(')') else {
+            continue;
+        };
+        let comm = stat
+            .get(stat.find('(').unwrap_or(0) + 1..close)
+            .unwrap_or("");
+        let rest: Vec<&str> = stat[close + 1..].split_whitespace().collect();
+        let (state, pgrp) = (rest.first().copied().unwrap_or("?"), rest.get(2));
+        if other == pid || pgrp.and_then(|g| g.parse::<i32>().ok()) == Some(pid) {
+            left.push(format!("{other} {state} {comm}"));
+        }
+    }
+    left
+}
+
+/// A target the test started itself (for scenarios where leakbench does
+/// not): killed and reaped when dropped, so a failing test leaves nothing.
+pub struct Spawned(std::process::Child);
+
+/// Longest wait for a target the test started to say it listens.
+const SPAWN_READY: Duration = Duration::from_secs(15);
+
+impl Spawned {
+    /// Starts `program args` and returns once a line of its stdout contains
+    /// `ready` (the target's "listening" line), or panics after
+    /// [`SPAWN_READY`]. The rest of its output is read and dropped.
+    pub fn start(program: &Path, args: &[&str], ready: &str) -> Spawned {
+        let mut child = Command::new(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", program.display()));
+        let stdout = child.stdout.take().expect("stdout");
+        let spawned = Spawned(child);
+        let (tx, lines) = mpsc::channel();
+        thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                // The receiver is gone once the target is ready: keep draining.
+                let _ = tx.send(line);
+            }
+        });
+        let deadline = Instant::now() + SPAWN_READY;
+        let mut seen = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match lines.recv_timeout(left) {
+                Ok(line) if line.contains(ready) => return spawned,
+                Ok(line) => seen.push(line),
+                Err(_) => panic!(
+                    "{} never printed {ready:?} (stdout: {seen:?})",
+                    program.display()
+                ),
+            }
+        }
+    }
+
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.0.id()
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }

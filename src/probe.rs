@@ -118,6 +118,7 @@ pub struct Probe {
     sender: Option<SendRequest<Empty<Bytes>>>,
     connection: Option<JoinHandle<()>>,
     timeout: Duration,
+    heap_rate: Option<u64>,
 }
 
 impl Drop for Probe {
@@ -143,7 +144,14 @@ impl Probe {
             sender: None,
             connection: None,
             timeout: FETCH_TIMEOUT,
+            heap_rate: None,
         }
+    }
+
+    /// The target's heap profile sampling rate (runtime.MemProfileRate,
+    /// bytes), as last read from a `heap?debug=1` header.
+    pub fn heap_profile_rate(&self) -> Option<u64> {
+        self.heap_rate
     }
 
     /// Bounds each fetch, connection included, by `timeout`.
@@ -302,8 +310,9 @@ impl Probe {
     pub async fn memstats_after_gc(&mut self) -> Result<MemStats, ProbeError> {
         let body = self.get("heap?debug=1&gc=1").await?;
         let url = format!("{}/heap?debug=1&gc=1", self.base);
-        pprof::parse_memstats(&String::from_utf8_lossy(&body))
-            .map_err(|source| ProbeError::Decode { url, source })
+        let text = String::from_utf8_lossy(&body);
+        self.heap_rate = heap_profile_rate(&text).or(self.heap_rate);
+        pprof::parse_memstats(&text).map_err(|source| ProbeError::Decode { url, source })
     }
 
     /// A cheap sample for settling: one forced GC, MemStats and the goroutine count.
@@ -355,6 +364,14 @@ impl Probe {
     }
 }
 
+/// runtime.MemProfileRate from the first line of `heap?debug=1`, which reads
+/// `heap profile: A: B [C: D] @ heap/<2*MemProfileRate>`.
+fn heap_profile_rate(text: &str) -> Option<u64> {
+    let first = text.lines().next()?;
+    let twice: u64 = first.rsplit_once("@ heap/")?.1.trim().parse().ok()?;
+    Some(twice / 2)
+}
+
 fn counters(goroutines: u64, mem: &MemStats) -> Counters {
     Counters {
         goroutines,
@@ -389,6 +406,19 @@ fn status_hint(status: StatusCode, body: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn heap_profile_rate_comes_from_the_header() {
+        assert_eq!(
+            heap_profile_rate("heap profile: 1: 896 [1: 897] @ heap/1048576\n"),
+            Some(524_288)
+        );
+        assert_eq!(
+            heap_profile_rate("heap profile: 12: 17360 [12: 17361] @ heap/8192"),
+            Some(4096)
+        );
+        assert_eq!(heap_profile_rate("<html>"), None);
+    }
 
     #[test]
     fn not_found_hint_says_how_to_enable_pprof() {

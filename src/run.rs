@@ -24,6 +24,11 @@ use crate::suspects::{self, Suspect};
 use crate::target::Launched;
 use crate::verdict::{self, Series, SignalVerdict, Verdict, format_value};
 
+/// Heap profiles sampled more coarsely than this (bytes between samples)
+/// are said to be coarse in the report: a 1 KiB-per-session leak over a few
+/// hundred sessions gets only a sample or two at Go's default 512 KiB.
+const COARSE_HEAP_SAMPLING: u64 = 64 * 1024;
+
 /// Tolerance is at least this many times the idle spread seen before the
 /// baseline, so a noisy target's own jitter never reads as growth.
 const NOISE_FACTOR: f64 = 2.0;
@@ -456,6 +461,25 @@ impl Session<'_> {
                  garbage: shown, not judged"
                     .to_owned(),
             );
+        }
+        let heap_flagged = self
+            .signals
+            .iter()
+            .any(|x| x.name == "heap_bytes" && x.decides && x.verdict != Verdict::Pass);
+        if let Some(rate) = self.sources.heap_profile_rate() {
+            if heap_flagged && rate > COARSE_HEAP_SAMPLING {
+                let why = if self.launched.is_some() {
+                    "it ignored GODEBUG=memprofilerate, as Go before 1.20 does (golang/go#55100), \
+                     or sets runtime.MemProfileRate itself"
+                } else {
+                    "start it with GODEBUG=memprofilerate=4096 (Go 1.20 or later) for finer ones"
+                };
+                reasons.push(format!(
+                    "the target samples its heap profile once per {}: heap suspects for small \
+                     leaks may be missing or coarse ({why}); the verdict reads exact counters",
+                    format_value(rate as f64, "bytes")
+                ));
+            }
         }
         let tolerance = self
             .tolerance

@@ -105,6 +105,11 @@ impl Sources {
         }
     }
 
+    /// The target's heap profile sampling rate, once pprof was read.
+    pub fn heap_profile_rate(&self) -> Option<u64> {
+        self.pprof.as_ref()?.heap_profile_rate()
+    }
+
     /// Whether the heap can be measured after forced GCs.
     pub fn can_force_gc(&self) -> bool {
         self.pprof.is_some()

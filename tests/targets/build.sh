@@ -11,8 +11,19 @@ set -eu
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 outdir=${1:-"$repo/target/go"}
 
-if ! command -v go >/dev/null 2>&1; then
-	echo "build.sh: the Go toolchain (go) is not on PATH;" \
+# Go 1.23 (bookworm-backports) when present: before Go 1.20 the runtime
+# ignores GODEBUG=memprofilerate (golang/go#55100), which leakbench sets on
+# targets it starts. Debian's default Go builds them too, with coarser heap
+# profiles. GO overrides the choice.
+if [ -z "${GO:-}" ]; then
+	if [ -x /usr/lib/go-1.23/bin/go ]; then
+		GO=/usr/lib/go-1.23/bin/go
+	else
+		GO=go
+	fi
+fi
+if ! command -v "$GO" >/dev/null 2>&1; then
+	echo "build.sh: the Go toolchain ($GO) is not on PATH;" \
 		"install it with: apt-get install -y golang-go golang-github-gorilla-websocket-dev" >&2
 	exit 2
 fi
@@ -40,6 +51,14 @@ export GOFLAGS=
 # Keep Go's build cache out of $HOME, which may be read-only in CI.
 export GOCACHE="${GOCACHE:-$repo/target/go-cache}"
 
+# Binaries from another Go version are rebuilt.
+version=$("$GO" version)
+if [ "$(cat "$outdir/.go-version" 2>/dev/null)" != "$version" ]; then
+	rm -f "$outdir"/*.tmp
+	find "$outdir" -maxdepth 1 -type f -perm -u+x -delete
+	echo "$version" > "$outdir/.go-version"
+fi
+
 status=0
 for main in "$repo"/tests/targets/*/main.go "$repo"/scenarios/*/main.go; do
 	[ -f "$main" ] || continue
@@ -50,7 +69,7 @@ for main in "$repo"/tests/targets/*/main.go "$repo"/scenarios/*/main.go; do
 	if [ -x "$bin" ] && [ -z "$(find "$dir" -name '*.go' -newer "$bin" | head -1)" ]; then
 		continue
 	fi
-	if (cd "$dir" && go build -o "$bin.tmp" .); then
+	if (cd "$dir" && "$GO" build -o "$bin.tmp" .); then
 		mv -f "$bin.tmp" "$bin"
 	else
 		rm -f "$bin.tmp"

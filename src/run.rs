@@ -29,6 +29,9 @@ use crate::verdict::{self, Series, SignalVerdict, Verdict, format_value};
 /// hundred sessions gets only a sample or two at Go's default 512 KiB.
 const COARSE_HEAP_SAMPLING: u64 = 64 * 1024;
 
+/// How often the live line redraws session counts during a cycle.
+const LIVE_REFRESH: std::time::Duration = std::time::Duration::from_millis(200);
+
 /// Tolerance is at least this many times the idle spread seen before the
 /// baseline, so a noisy target's own jitter never reads as growth.
 const NOISE_FACTOR: f64 = 2.0;
@@ -583,7 +586,24 @@ impl Session<'_> {
         // The probe's connection is idle during load; close it so a target
         // with a short idle timeout does not count a dying probe connection.
         self.sources.close();
-        let l = load::run_cycle(&self.scenario.target, &self.scenario.load).await;
+        let live = std::sync::Arc::new(load::Live::default());
+        let sessions = self.scenario.load.sessions;
+        let running = load::run_cycle_observed(&self.scenario.target, &self.scenario.load, &live);
+        tokio::pin!(running);
+        let mut tick = tokio::time::interval(LIVE_REFRESH);
+        let l = loop {
+            tokio::select! {
+                l = &mut running => break l,
+                _ = tick.tick() => {
+                    let (started, completed, failed) = live.counts();
+                    let open = started.saturating_sub(completed + failed);
+                    self.progress.phase(
+                        &self.phase_name,
+                        format!("{started}/{sessions} sessions started, {open} open, {completed} done, {failed} failed"),
+                    );
+                }
+            }
+        };
         self.check_alive()?;
         let failures = if l.failed > 0 {
             let causes: Vec<String> = l.failures.iter().map(|(k, v)| format!("{k} {v}")).collect();

@@ -9,14 +9,15 @@ use std::process::{Command, Stdio};
 
 use common::{Case, EXIT_PASS};
 
-/// A quick scenario: 20 HTTP sessions, one warm-up and two cycles, against
-/// a target that releases everything.
+/// A quick scenario: 20 HTTP sessions held open 600 ms (long enough for the
+/// live line to show them open), one warm-up and two cycles, against a
+/// target that releases everything.
 fn scenario(dir: &std::path::Path) -> std::path::PathBuf {
     let mut case = Case::http("ctxleak", "/work").arg("-fixed").settle("5s");
     case.sessions = 20;
     let text = case
         .toml(common::free_port())
-        .replace("[load]\n", "[load]\ncycles = 2\n");
+        .replace("[load]\n", "[load]\ncycles = 2\nhold = \"600ms\"\n");
     let path = dir.join("quick.toml");
     std::fs::write(&path, text).expect("write scenario");
     path
@@ -55,6 +56,11 @@ fn progress_redraws_on_a_terminal() {
         "no baseline in the live line:\n{text}"
     );
     assert!(text.contains("cycle 2/2: settled"), "{text}");
+    // While a cycle runs, the live line counts its sessions.
+    assert!(
+        text.contains("20/20 sessions started, 20 open"),
+        "no live session counts:\n{text}"
+    );
     // The summary is coloured on a terminal.
     assert!(text.contains("\x1b[1;32mPASS\x1b[0m"), "{text}");
 }

@@ -108,15 +108,43 @@ pub struct CycleLoad {
 /// timeout), and the cycle as a whole by [`cycle_bound`]: sessions still
 /// open then are dropped (their sockets closed) and counted as `timeout`.
 pub async fn run_cycle(target: &Target, load: &Load) -> CycleLoad {
+    run_cycle_observed(target, load, &Arc::new(Live::default())).await
+}
+
+/// Sessions of the running cycle, for a live display: bumped as sessions
+/// start, complete and fail, read by whoever holds the other `Arc`.
+#[derive(Debug, Default)]
+pub struct Live {
+    /// Sessions started so far.
+    pub started: AtomicU64,
+    /// Sessions that ran every step and closed as specified.
+    pub completed: AtomicU64,
+    /// Sessions that failed.
+    pub failed: AtomicU64,
+}
+
+impl Live {
+    /// (started, completed, failed) now.
+    pub fn counts(&self) -> (u64, u64, u64) {
+        (
+            self.started.load(Ordering::Relaxed),
+            self.completed.load(Ordering::Relaxed),
+            self.failed.load(Ordering::Relaxed),
+        )
+    }
+}
+
+/// [`run_cycle`], counting sessions into `live` as they go.
+pub async fn run_cycle_observed(target: &Target, load: &Load, live: &Arc<Live>) -> CycleLoad {
     let start = Instant::now();
     let stats = match prepare(target, load).await {
         Ok(plan) => match target.transport {
             Wire::WebSocket => match ws::Ws::new(target, load) {
-                Ok(ws) => run_shards(ws, plan, load).await,
+                Ok(ws) => run_shards(ws, plan, load, live).await,
                 Err(message) => all_failed(load, Stage::Handshake, message),
             },
             Wire::Http => match http::Http::new(target, load) {
-                Ok(http) => run_shards(http, plan, load).await,
+                Ok(http) => run_shards(http, plan, load, live).await,
                 Err(message) => all_failed(load, Stage::Handshake, message),
             },
         },
@@ -224,6 +252,7 @@ struct Cycle<T> {
     start: Instant,
     rate: Option<Rate>,
     deadline: Instant,
+    live: Arc<Live>,
 }
 
 /// The outcome of asking for the next session.
@@ -266,7 +295,12 @@ impl<T> Cycle<T> {
     }
 }
 
-async fn run_shards<T: Transport>(transport: T, plan: SessionPlan, load: &Load) -> Stats {
+async fn run_shards<T: Transport>(
+    transport: T,
+    plan: SessionPlan,
+    load: &Load,
+    live: &Arc<Live>,
+) -> Stats {
     let concurrency = load.concurrency.max(1) as usize;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let shards = concurrency.min(cores * SHARDS_PER_CORE);
@@ -281,6 +315,7 @@ async fn run_shards<T: Transport>(transport: T, plan: SessionPlan, load: &Load) 
         start,
         rate: load.rate,
         deadline: start + bound,
+        live: Arc::clone(live),
     });
     let mut tasks = tokio::task::JoinSet::new();
     for shard in 0..shards {
@@ -319,9 +354,16 @@ async fn run_shard<T: Transport>(cycle: Arc<Cycle<T>>, slots: usize, longest: Du
                         let (cycle, rec) = (&cycle, &rec);
                         running.push(async move {
                             rec.with(Stats::started);
+                            cycle.live.started.fetch_add(1, Ordering::Relaxed);
                             match session::run(&cycle.transport, &cycle.plan, &session, rec).await {
-                                Ok(()) => rec.with(Stats::completed),
-                                Err(failure) => rec.with(|s| s.failed(&failure, 1)),
+                                Ok(()) => {
+                                    rec.with(Stats::completed);
+                                    cycle.live.completed.fetch_add(1, Ordering::Relaxed);
+                                }
+                                Err(failure) => {
+                                    rec.with(|s| s.failed(&failure, 1));
+                                    cycle.live.failed.fetch_add(1, Ordering::Relaxed);
+                                }
                             }
                         });
                     }

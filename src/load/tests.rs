@@ -265,6 +265,24 @@ async fn ws_echo_runs_every_session_within_concurrency() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_counts_end_equal_to_the_cycle_totals() {
+    let server = ws_server(true).await;
+    let s = scenario(
+        &ws_url(&server),
+        &format!("sessions = 30\nconcurrency = 10\n{ECHO_STEPS}"),
+    );
+    let live = std::sync::Arc::new(super::Live::default());
+    let load = super::run_cycle_observed(&s.target, &s.load, &live).await;
+    assert_eq!(live.counts(), (30, 30, 0), "{load:?}");
+    assert_eq!((load.started, load.completed, load.failed), live.counts());
+
+    let refused = scenario("ws://127.0.0.1:1/", "sessions = 5");
+    let live = std::sync::Arc::new(super::Live::default());
+    let load = super::run_cycle_observed(&refused.target, &refused.load, &live).await;
+    assert_eq!(live.counts(), (5, 0, 5), "{load:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ws_graceful_close_sends_close_frame_then_fin() {
     let mut server = ws_server(true).await;
     let s = scenario(

@@ -29,6 +29,12 @@ use crate::verdict::{self, Series, SignalVerdict, Verdict, format_value};
 /// hundred sessions gets only a sample or two at Go's default 512 KiB.
 const COARSE_HEAP_SAMPLING: u64 = 64 * 1024;
 
+/// Extra measured cycles, at most, when a deciding signal's growth is
+/// irregular after the scenario's cycles: runtime-owned structures that
+/// creep up to a bound (dead goroutines kept for reuse, pool sizes) look
+/// irregular over three cycles and flat over six.
+const EXTRA_CYCLES: u32 = 3;
+
 /// How often the live line redraws session counts during a cycle.
 const LIVE_REFRESH: std::time::Duration = std::time::Duration::from_millis(200);
 
@@ -334,42 +340,29 @@ impl Session<'_> {
         self.base_profiles = profiles;
 
         for k in 1..=load.cycles {
-            self.phase_name = format!("cycle {k}/{}", load.cycles);
-            self.progress
-                .phase(&self.phase_name, format!("{} sessions", load.sessions));
-            let l = self.cycle().await?;
-            let goal = Goal {
-                baseline: Some(&base),
-                quiet: Some(CYCLE_QUIET),
-                timeout: s.settle.timeout,
-            };
-            let settled = self.settle(goal, &tolerance).await?;
-            let reading = if k == load.cycles {
-                let (r, profiles) = self.snapshot().await?;
-                self.last_profiles = profiles;
-                r
-            } else {
-                let measured = self.sources.measure().await;
-                self.source_result(measured)?
-            };
-            self.progress.line(format!(
-                "{}: settled ({:?}) in {:.1} s: {}",
-                self.phase_name,
-                settled.ending,
-                settled.seconds,
-                describe_change(&base, &reading, &self.specs),
-            ));
-            self.measured.push(reading.clone());
-            self.phases.push(Phase {
-                kind: "cycle",
-                index: k,
-                load: l,
-                settle: settled,
-                measured: Some(reading),
-            });
+            let name = format!("cycle {k}/{}", load.cycles);
+            self.measured_cycle(k, name, &base, &tolerance, k == load.cycles)
+                .await?;
+        }
+        self.signals = judge_all(&self.specs, s, &base, &self.measured, &tolerance, false);
+
+        // Growth that is neither steady nor flat is what more cycles settle:
+        // run a few before answering inconclusive.
+        let mut extra = 0;
+        while extra < EXTRA_CYCLES
+            && self
+                .signals
+                .iter()
+                .any(|v| v.decides && v.verdict == Verdict::Inconclusive)
+        {
+            extra += 1;
+            let k = load.cycles + extra;
+            let name = format!("extra cycle {extra}/{EXTRA_CYCLES} (irregular growth)");
+            self.measured_cycle(k, name, &base, &tolerance, true)
+                .await?;
+            self.signals = judge_all(&self.specs, s, &base, &self.measured, &tolerance, false);
         }
 
-        self.signals = judge_all(&self.specs, s, &base, &self.measured, &tolerance, false);
         let last_ending = self.phases.last().map(|p| p.settle.ending);
         let suspicious = self
             .signals
@@ -417,6 +410,53 @@ impl Session<'_> {
             }
         }
         self.check_alive()?;
+        Ok(())
+    }
+
+    /// One measured cycle: load, settle towards the baseline, measure (with
+    /// profiles when `profiles`, kept as the latest for attribution).
+    async fn measured_cycle(
+        &mut self,
+        k: u32,
+        name: String,
+        base: &Reading,
+        tolerance: &Tolerance,
+        profiles: bool,
+    ) -> Result<()> {
+        let s = self.scenario;
+        self.phase_name = name;
+        self.progress
+            .phase(&self.phase_name, format!("{} sessions", s.load.sessions));
+        let l = self.cycle().await?;
+        let goal = Goal {
+            baseline: Some(base),
+            quiet: Some(CYCLE_QUIET),
+            timeout: s.settle.timeout,
+        };
+        let settled = self.settle(goal, tolerance).await?;
+        let reading = if profiles {
+            let (r, profiles) = self.snapshot().await?;
+            self.last_profiles = profiles;
+            r
+        } else {
+            let measured = self.sources.measure().await;
+            self.source_result(measured)?
+        };
+        self.progress.line(format!(
+            "{}: settled ({:?}) in {:.1} s: {}",
+            self.phase_name,
+            settled.ending,
+            settled.seconds,
+            describe_change(base, &reading, &self.specs),
+        ));
+        self.measured.push(reading.clone());
+        self.phases.push(Phase {
+            kind: "cycle",
+            index: k,
+            load: l,
+            settle: settled,
+            measured: Some(reading),
+        });
         Ok(())
     }
 
@@ -488,9 +528,14 @@ impl Session<'_> {
             .tolerance
             .clone()
             .unwrap_or_else(|| floors(&self.specs));
+        // Extra cycles count; a run cut short before any shows those planned.
+        let cycles_run = match self.measured.len() as u32 {
+            0 => load.cycles,
+            n => n,
+        };
         let suspects = match (&self.base_profiles, &self.last_profiles) {
             (Some(b), Some(l)) if status == Status::Complete => {
-                attribute(b, l, &self.signals, &tolerance, load.cycles, load.sessions)
+                attribute(b, l, &self.signals, &tolerance, cycles_run, load.sessions)
             }
             _ => Vec::new(),
         };
@@ -513,7 +558,7 @@ impl Session<'_> {
             reasons,
             sessions: load.sessions,
             warmup: load.warmup,
-            cycles: load.cycles,
+            cycles: cycles_run,
             signals: self.signals.clone(),
             suspects,
             tolerance,

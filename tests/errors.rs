@@ -400,9 +400,9 @@ fn scenario_unsupported_scheme() {
 }
 
 #[test]
-fn scenario_tls_target() {
+fn scenario_tls_target_without_tls_settings() {
     let run = run_text("[target]\nurl = \"wss://127.0.0.1:1/\"\n[load]\nsessions = 5\n");
-    run.assert_error("target.url", "TLS targets (wss, https) are not supported");
+    run.assert_error("target.tls", "needs `[target.tls]` with `ca_file");
 }
 
 #[test]

@@ -166,13 +166,17 @@ async fn prepare(target: &Target, load: &Load) -> Result<SessionPlan, String> {
         .url
         .port_u16()
         .unwrap_or(if secure { 443 } else { 80 });
-    let mut addrs = tokio::time::timeout(load.step_timeout, tokio::net::lookup_host((host, port)))
-        .await
-        .map_err(|_| format!("resolving {host} took longer than {:?}", load.step_timeout))?
-        .map_err(|e| format!("cannot resolve {host}: {e}"))?;
-    let addr: SocketAddr = addrs
-        .next()
-        .ok_or_else(|| format!("{host} resolves to no address"))?;
+    // An address needs no lookup (a lookup runs on tokio's blocking pool,
+    // which may start a thread per cycle); `localhost` still resolves.
+    let addr: SocketAddr = match host.parse::<std::net::IpAddr>() {
+        Ok(ip) => SocketAddr::new(ip, port),
+        Err(_) => tokio::time::timeout(load.step_timeout, tokio::net::lookup_host((host, port)))
+            .await
+            .map_err(|_| format!("resolving {host} took longer than {:?}", load.step_timeout))?
+            .map_err(|e| format!("cannot resolve {host}: {e}"))?
+            .next()
+            .ok_or_else(|| format!("{host} resolves to no address"))?,
+    };
     let sources = limits::plan_sources(Some(addr.ip()), load, limits::ports_per_source());
     let tls = if secure {
         Some(net::TlsClient::new(&target.tls, host)?)

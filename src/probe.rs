@@ -105,6 +105,8 @@ pub struct Snapshot {
     pub counters: Counters,
     /// `heap?gc=1` as served (gzip protobuf).
     pub heap_profile: Bytes,
+    /// The same profile decoded (it was checked when fetched).
+    pub heap: pprof::Profile,
     /// `goroutine` as served (gzip protobuf).
     pub goroutine_profile: Bytes,
     /// `goroutine?debug=2`, the full dump with wait states.
@@ -336,7 +338,7 @@ impl Probe {
     pub async fn snapshot(&mut self) -> Result<Snapshot, ProbeError> {
         let counters = self.measure().await?;
         let heap_profile = self.get("heap?gc=1").await?;
-        self.check_profile("heap?gc=1", &heap_profile)?;
+        let heap = self.check_profile("heap?gc=1", &heap_profile)?;
         let goroutine_profile = self.get("goroutine").await?;
         self.check_profile("goroutine", &goroutine_profile)?;
         let dump = self.get("goroutine?debug=2").await?;
@@ -345,6 +347,7 @@ impl Probe {
             at: Instant::now(),
             counters,
             heap_profile,
+            heap,
             goroutine_profile,
             goroutine_dump,
         })
@@ -354,13 +357,15 @@ impl Probe {
 impl Probe {
     /// A profile that does not decode is an error now, naming its URL,
     /// rather than a silent lack of suspects later.
-    fn check_profile(&self, path_and_query: &str, bytes: &[u8]) -> Result<(), ProbeError> {
-        pprof::decode(bytes)
-            .map(drop)
-            .map_err(|source| ProbeError::Decode {
-                url: format!("{}/{path_and_query}", self.base),
-                source,
-            })
+    fn check_profile(
+        &self,
+        path_and_query: &str,
+        bytes: &[u8],
+    ) -> Result<pprof::Profile, ProbeError> {
+        pprof::decode(bytes).map_err(|source| ProbeError::Decode {
+            url: format!("{}/{path_and_query}", self.base),
+            source,
+        })
     }
 }
 

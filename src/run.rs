@@ -917,12 +917,10 @@ fn attribute(
         (Ok(b), Ok(a)) if goroutines_grew => suspects::goroutines(&b, &a, cycles, sessions),
         _ => Vec::new(),
     };
-    let h = match (
-        pprof::decode(&base.heap_profile),
-        pprof::decode(&last.heap_profile),
-    ) {
-        (Ok(b), Ok(a)) if heap_grew || goroutines_grew => suspects::heap(&b, &a, cycles, sessions),
-        _ => Vec::new(),
+    let h = if heap_grew || goroutines_grew {
+        suspects::heap(&base.heap, &last.heap, cycles, sessions)
+    } else {
+        Vec::new()
     };
     let growth = |s: &Suspect| (s.after - s.base) as f64;
     let min_goroutines = tolerance.get("goroutines").copied().unwrap_or(1.0).max(1.0);

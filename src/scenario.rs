@@ -421,6 +421,14 @@ pub enum ScenarioError {
     },
 }
 
+/// Whether `host` (as in a URL, IPv6 in brackets or not) is on this machine:
+/// `localhost`, 127.0.0.0/8 or ::1. The only hosts leakbench talks to.
+pub fn is_loopback_host(host: &str) -> bool {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    bare.eq_ignore_ascii_case("localhost")
+        || bare.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
 // ---- the file as written -------------------------------------------------
 
 #[derive(Debug, Deserialize)]
@@ -1058,10 +1066,7 @@ impl Validator<'_> {
 
     /// Load only goes to this machine: refuse any other host before a socket opens.
     fn require_loopback(&self, key: &str, host: &str) -> Result<(), ScenarioError> {
-        let bare = host.trim_start_matches('[').trim_end_matches(']');
-        let ok = bare.eq_ignore_ascii_case("localhost")
-            || bare.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
-        if ok {
+        if is_loopback_host(host) {
             Ok(())
         } else {
             Err(self.invalid(

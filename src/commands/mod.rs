@@ -7,8 +7,6 @@ pub mod diff;
 pub mod init;
 pub mod snapshot;
 
-use std::net::IpAddr;
-
 use anyhow::{Context, Result, bail};
 use http::Uri;
 
@@ -24,10 +22,7 @@ pub fn loopback_http(url: &str) -> Result<Uri> {
         bail!("`{url}`: only http:// URLs are fetched (net/http/pprof serves plain HTTP)");
     }
     let host = uri.host().unwrap_or_default();
-    let bare = host.trim_start_matches('[').trim_end_matches(']');
-    let loopback = bare.eq_ignore_ascii_case("localhost")
-        || bare.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
-    if !loopback {
+    if !crate::scenario::is_loopback_host(host) {
         bail!(
             "`{url}`: host `{host}` is not a loopback address; leakbench only talks to \
              127.0.0.0/8, ::1 or localhost (forward the port, e.g. ssh -L, to fetch a remote one)"

@@ -4,7 +4,7 @@
 
 use std::fmt::Write;
 
-use super::{Render, Report, suspect_unit};
+use super::{Render, Report, escape, suspect_unit};
 use crate::run::Status;
 use crate::verdict::{Verdict, format_per_session, format_value};
 
@@ -121,24 +121,6 @@ impl Render for Junit {
             r.duration_s
         )
     }
-}
-
-/// Escapes text for XML attributes and content; drops characters XML 1.0 forbids.
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            '\t' | '\n' | '\r' => out.push(c),
-            c if (c as u32) < 0x20 => {}
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 use std::fmt::Write;
 
 use super::text::us;
-use super::{Render, Report, latency_kind};
+use super::{Render, Report, latency_kind, suspect_unit};
 use crate::verdict::{Verdict, format_per_session, format_value};
 
 /// Markdown summary.
@@ -59,7 +59,7 @@ impl Render for Markdown {
         if !r.suspects.is_empty() {
             let _ = writeln!(o, "\n### Suspects\n");
             for (i, s) in r.suspects.iter().take(5).enumerate() {
-                let unit = if s.kind == "heap" { "bytes" } else { "count" };
+                let unit = suspect_unit(s);
                 let state = s
                     .state
                     .as_deref()

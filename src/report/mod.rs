@@ -102,6 +102,25 @@ pub struct TimelinePoint {
     pub values: Reading,
 }
 
+/// Escapes text for XML and HTML attributes and content (junit.xml,
+/// report.html, its SVG); drops the control characters XML 1.0 forbids.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            '\t' | '\n' | '\r' => out.push(c),
+            c if (c as u32) < 0x20 => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// A report format.
 pub trait Render {
     /// File name when written to the output folder.

@@ -5,6 +5,7 @@
 
 use std::fmt::Write;
 
+pub use super::escape as esc;
 use crate::verdict::format_value;
 
 /// Plot area margins inside the SVG: left (tick labels), right, top (legend), bottom (x labels).
@@ -100,22 +101,6 @@ pub struct Chart {
     pub x_labels: Option<Vec<(f64, String)>>,
     /// Appended to numeric x ticks, e.g. " s".
     pub x_suffix: &'static str,
-}
-
-/// Escapes text for HTML and SVG content and attributes.
-pub fn esc(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 /// Round tick values covering `lo..=hi`, about `n` of them.

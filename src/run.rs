@@ -35,6 +35,10 @@ const COARSE_HEAP_SAMPLING: u64 = 64 * 1024;
 /// irregular over three cycles and flat over six.
 const EXTRA_CYCLES: u32 = 3;
 
+/// How long a started target gets to show its exit after a failed read
+/// (its sockets close before the exit is visible).
+const EXIT_SEEN_WITHIN: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// How often the live line redraws session counts during a cycle.
 const LIVE_REFRESH: std::time::Duration = std::time::Duration::from_millis(200);
 
@@ -440,7 +444,7 @@ impl Session<'_> {
             r
         } else {
             let measured = self.sources.measure().await;
-            self.source_result(measured)?
+            self.source_result(measured).await?
         };
         self.progress.line(format!(
             "{}: settled ({:?}) in {:.1} s: {}",
@@ -684,21 +688,28 @@ impl Session<'_> {
             });
         })
         .await;
-        self.source_result(result)
+        self.source_result(result).await
     }
 
     async fn snapshot(&mut self) -> Result<(Reading, Option<Snapshot>)> {
         let result = self.sources.snapshot().await;
-        self.source_result(result)
+        self.source_result(result).await
     }
 
     /// A failed read of a started target that has exited is reported as the exit.
-    fn source_result<T>(&mut self, result: Result<T, SourceError>) -> Result<T> {
-        result.map_err(|e| match self.check_alive() {
-            Err(died) => died,
-            Ok(()) => anyhow::Error::new(e)
-                .context(format!("reading the target during {}", self.phase_name)),
-        })
+    async fn source_result<T>(&mut self, result: Result<T, SourceError>) -> Result<T> {
+        let e = match result {
+            Ok(v) => return Ok(v),
+            Err(e) => e,
+        };
+        if let Some(t) = self.launched.as_deref_mut() {
+            t.exited_within(EXIT_SEEN_WITHIN).await;
+        }
+        match self.check_alive() {
+            Err(died) => Err(died),
+            Ok(()) => Err(anyhow::Error::new(e)
+                .context(format!("reading the target during {}", self.phase_name))),
+        }
     }
 
     fn check_alive(&mut self) -> Result<()> {

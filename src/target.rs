@@ -104,6 +104,18 @@ impl Launched {
         self.exited
     }
 
+    /// Waits up to `within` for the target to exit; its status if it did. A
+    /// killed process closes its sockets before its exit can be seen, so a
+    /// failed read right after a crash needs this moment to name the cause.
+    pub async fn exited_within(&mut self, within: Duration) -> Option<ExitStatus> {
+        if self.exited().is_none() {
+            if let Ok(Ok(status)) = tokio::time::timeout(within, self.child.wait()).await {
+                self.exited = Some(status);
+            }
+        }
+        self.exited
+    }
+
     /// Stops the target: SIGTERM to its process group, SIGKILL after the grace period.
     pub async fn stop(&mut self) {
         if self.exited().is_some() {

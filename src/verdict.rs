@@ -5,9 +5,12 @@
 //! A signal is measured at baseline and after each measured cycle, each time
 //! after the target settled and after forced GCs. A *leak* is growth that
 //! goes on cycle after cycle: every one of the last cycles added more than
-//! half a threshold, and the total is above a whole one. A cache that fills and then holds, or state released late,
-//! leaves a flat or falling tail and passes. Growth that is neither steady
-//! nor flat is *inconclusive*, said as such rather than guessed.
+//! half a threshold, and the total is above a whole one (and above any fall
+//! seen between cycles, which shows the target's noise after load). A cache
+//! that fills and then holds, or state released late, leaves a flat or
+//! falling tail, or wobbles below an earlier high, and passes. Growth that is
+//! neither steady nor flat is *inconclusive*, said as such rather than
+//! guessed.
 
 use serde::Serialize;
 
@@ -124,8 +127,16 @@ pub fn judge(series: &Series, sessions: u32) -> SignalVerdict {
     // Half a threshold per cycle, sustained over the tail and adding up to
     // more than a whole one, is growth; exact counters make that safe.
     let back = growth <= threshold;
-    let steady = k >= 2 && tail.iter().all(|d| *d > threshold / 2.0) && growth > threshold;
-    let flat_tail = tail.iter().all(|d| *d <= threshold / 2.0);
+    let steady_over = |thr: f64| k >= 2 && tail.iter().all(|d| *d > thr / 2.0) && growth > thr;
+    // A leak only adds, so a fall between two settled measurements is noise
+    // the target makes after load (heap objects wobble with timing; idle
+    // noise at baseline does not show it). Growth no bigger than such a fall
+    // is not evidence of a leak: it is judged against the larger of the two.
+    let fall = deltas.iter().fold(0.0_f64, |m, d| m.max(-d));
+    let steady = steady_over(threshold);
+    let noisy = steady && !steady_over(threshold.max(fall));
+    let flat_tail =
+        tail.iter().all(|d| *d <= threshold / 2.0) || plateau(&points, tail_len, threshold);
 
     let fmt = |v: f64| format_value(v, unit);
     let (verdict, reason) = if back {
@@ -135,6 +146,15 @@ pub fn judge(series: &Series, sessions: u32) -> SignalVerdict {
                 "back within {} of baseline ({} over {k} cycles)",
                 fmt(threshold),
                 signed(growth, unit)
+            ),
+        )
+    } else if noisy {
+        (
+            Verdict::Inconclusive,
+            format!(
+                "{} over {k} cycles, but it also fell by {} between cycles: growth within the noise after load; run more cycles",
+                signed(growth, unit),
+                fmt(fall)
             ),
         )
     } else if steady && still_changing {
@@ -191,6 +211,20 @@ pub fn judge(series: &Series, sessions: u32) -> SignalVerdict {
         threshold,
         reason,
     }
+}
+
+/// A noisy plateau: over the last `tail_len` cycles the series went up and
+/// down by more than half a threshold, yet never rose above the highest
+/// earlier value by more than that and ended no higher than it began. A heap
+/// whose high-water allocations (goroutine descriptors, pool buffers) wobble
+/// with timing does this; a leak sets a new high every cycle.
+fn plateau(points: &[f64], tail_len: usize, threshold: f64) -> bool {
+    let start = points.len() - 1 - tail_len;
+    let earlier_high = points[..=start].iter().copied().fold(f64::MIN, f64::max);
+    let tail = &points[start + 1..];
+    let no_new_high = tail.iter().all(|v| *v <= earlier_high + threshold / 2.0);
+    let net = points[points.len() - 1] - points[start];
+    no_new_high && net <= threshold / 2.0
 }
 
 /// Combines signal verdicts: any deciding leak is a leak; otherwise any
@@ -351,6 +385,36 @@ mod tests {
             verdict_of(0.0, &[0.0, 0.0, 0.0, 100.0, 200.0, 300.0], 10.0),
             Verdict::Leak
         );
+    }
+
+    #[test]
+    fn noisy_plateau_passes_but_a_new_high_does_not() {
+        // respbody -fixed in CI: goroutine descriptors kept by the runtime
+        // rise to a high-water mark, then heap objects wobble below it.
+        let cycles = [2337.0, 2537.0, 2704.0, 2683.0, 2436.0, 2655.0];
+        assert_eq!(verdict_of(2059.0, &cycles, 256.0), Verdict::Pass);
+        // The same wobble ending above the earlier high is not a plateau.
+        let cycles = [2337.0, 2537.0, 2704.0, 2683.0, 2436.0, 2900.0];
+        assert_eq!(verdict_of(2059.0, &cycles, 256.0), Verdict::Inconclusive);
+        // Nor is a dip followed by a climb back to the high.
+        assert_ne!(
+            verdict_of(0.0, &[600.0, 100.0, 300.0, 600.0], 256.0),
+            Verdict::Pass
+        );
+        // A leak under noise keeps setting new highs and never passes.
+        let noisy_leak = [300.0, 450.0, 800.0, 900.0, 1250.0, 1400.0];
+        assert_ne!(verdict_of(0.0, &noisy_leak, 256.0), Verdict::Pass);
+    }
+
+    #[test]
+    fn growth_no_bigger_than_a_fall_between_cycles_is_not_a_leak() {
+        // nats-server in CI: heap objects after 2,000 sessions a cycle.
+        let v = judge(&series(51783.0, &[51523.0, 51667.0, 52040.0], 256.0), 2000);
+        assert_eq!(v.verdict, Verdict::Inconclusive);
+        assert!(v.reason.contains("fell by 260"), "{}", v.reason);
+        // A steady leak with one release along the way is still a leak.
+        let sawtooth = [210.0, 410.0, 310.0, 510.0, 710.0, 910.0];
+        assert_eq!(verdict_of(10.0, &sawtooth, 2.0), Verdict::Leak);
     }
 
     #[test]

@@ -110,6 +110,7 @@ enum Command {
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
+    crate::alloc::configure();
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

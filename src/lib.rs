@@ -6,6 +6,7 @@
 //! [`scenario`] validates input, [`load`] drives sessions, [`probe`] reads the
 //! target, [`settle`] waits for it, [`verdict`] judges, [`report`] writes.
 
+pub mod alloc;
 pub mod cli;
 pub mod commands;
 pub mod load;

@@ -153,7 +153,7 @@ pub async fn run(scenario: &Scenario, options: &RunOptions) -> Result<Outcome> {
         progress,
         launched: launched.as_mut(),
         sources: Sources::new(scenario, pid),
-        timeline: Vec::new(),
+        timeline: Timeline::default(),
         phase_name: "start".to_owned(),
         phases: Vec::new(),
         specs: Vec::new(),
@@ -240,13 +240,66 @@ impl Signals {
     }
 }
 
+/// The settle polls of the run, for the report's timeline, kept compact:
+/// a long run takes several polls a cycle, and a map of a dozen named
+/// values per poll would make leakbench's own memory grow with the run.
+#[derive(Debug, Default)]
+struct Timeline {
+    /// Signal names, each stored once; values refer to them by index.
+    names: Vec<String>,
+    /// Phase names, each stored once.
+    phases: Vec<String>,
+    polls: Vec<Poll>,
+}
+
+/// One settle poll: seconds since the start, the phase's index, and
+/// (signal name index, value) pairs.
+#[derive(Debug)]
+struct Poll(f64, u32, Box<[(u32, f64)]>);
+
+impl Timeline {
+    fn push(&mut self, t_s: f64, phase: &str, reading: &Reading) {
+        let phase = intern(&mut self.phases, phase);
+        let values = reading
+            .iter()
+            .map(|(name, v)| (intern(&mut self.names, name), *v))
+            .collect();
+        self.polls.push(Poll(t_s, phase, values));
+    }
+
+    /// The polls as the report lists them.
+    fn points(self) -> Vec<TimelinePoint> {
+        self.polls
+            .into_iter()
+            .map(|Poll(t_s, phase, values)| TimelinePoint {
+                t_s,
+                phase: self.phases[phase as usize].clone(),
+                values: values
+                    .iter()
+                    .map(|&(name, v)| (self.names[name as usize].clone(), v))
+                    .collect(),
+            })
+            .collect()
+    }
+}
+
+/// The index of `name` in `names`, added if new. A run has a few dozen
+/// signals and at most one phase name per cycle.
+fn intern(names: &mut Vec<String>, name: &str) -> u32 {
+    let i = names.iter().position(|n| n == name).unwrap_or_else(|| {
+        names.push(name.to_owned());
+        names.len() - 1
+    });
+    u32::try_from(i).expect("fewer than 2^32 names")
+}
+
 struct Session<'a> {
     scenario: &'a Scenario,
     options: &'a RunOptions,
     progress: Progress,
     launched: Option<&'a mut Launched>,
     sources: Sources,
-    timeline: Vec<TimelinePoint>,
+    timeline: Timeline,
     phase_name: String,
     phases: Vec<Phase>,
     specs: Vec<SignalSpec>,
@@ -567,7 +620,7 @@ impl Session<'_> {
             suspects,
             tolerance,
             phases: std::mem::take(&mut self.phases),
-            timeline: std::mem::take(&mut self.timeline),
+            timeline: std::mem::take(&mut self.timeline).points(),
             profiles: BTreeMap::new(),
             duration_s: 0.0,
         }
@@ -681,11 +734,7 @@ impl Session<'_> {
         let result = settle::settle(&mut self.sources, goal, tolerance, |r| {
             polls += 1;
             progress.settle_poll(polls, r, goal.baseline);
-            timeline.push(TimelinePoint {
-                t_s: start.elapsed().as_secs_f64(),
-                phase: phase.clone(),
-                values: r.clone(),
-            });
+            timeline.push(start.elapsed().as_secs_f64(), &phase, r);
         })
         .await;
         self.source_result(result).await

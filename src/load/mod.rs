@@ -150,7 +150,9 @@ pub async fn run_cycle_observed(target: &Target, load: &Load, live: &Arc<Live>) 
         },
         Err(message) => all_failed(load, Stage::Connect, message),
     };
-    stats.into_cycle(start.elapsed())
+    let cycle = stats.into_cycle(start.elapsed());
+    crate::alloc::give_back();
+    cycle
 }
 
 /// Resolves the target once per cycle, so sessions connect to an address;

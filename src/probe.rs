@@ -94,6 +94,23 @@ pub struct Counters {
     pub stack_bytes: u64,
     /// Bytes obtained from the OS (MemStats.Sys).
     pub sys_bytes: u64,
+    /// Goroutines the runtime proved leaked (the `goroutineleak` profile's
+    /// total); `None` when the target does not serve that profile.
+    pub leaked_goroutines: Option<u64>,
+}
+
+/// The `goroutineleak` profile (Go 1.26 with
+/// GOEXPERIMENT=goroutineleakprofile, Go 1.27 and later): goroutines blocked
+/// on a channel or lock that no running goroutine can reach, so they can
+/// never run again. No false positives; blind to goroutines parked in I/O.
+#[derive(Debug, Clone)]
+pub struct LeakProfile {
+    /// As served (gzip protobuf).
+    pub raw: Bytes,
+    /// The same profile decoded.
+    pub profile: pprof::Profile,
+    /// Leaked goroutines in it.
+    pub total: u64,
 }
 
 /// A full measurement: counters plus the raw profiles for attribution.
@@ -111,6 +128,8 @@ pub struct Snapshot {
     pub goroutine_profile: Bytes,
     /// `goroutine?debug=2`, the full dump with wait states.
     pub goroutine_dump: String,
+    /// `goroutineleak`, when the target serves it.
+    pub goroutine_leaks: Option<LeakProfile>,
 }
 
 /// A client of one target's pprof endpoint.
@@ -121,6 +140,8 @@ pub struct Probe {
     connection: Option<JoinHandle<()>>,
     timeout: Duration,
     heap_rate: Option<u64>,
+    /// Whether the target serves `goroutineleak`; `None` until asked.
+    serves_leak_profile: Option<bool>,
 }
 
 impl Drop for Probe {
@@ -147,6 +168,7 @@ impl Probe {
             connection: None,
             timeout: FETCH_TIMEOUT,
             heap_rate: None,
+            serves_leak_profile: None,
         }
     }
 
@@ -154,6 +176,12 @@ impl Probe {
     /// bytes), as last read from a `heap?debug=1` header.
     pub fn heap_profile_rate(&self) -> Option<u64> {
         self.heap_rate
+    }
+
+    /// Whether the target serves the `goroutineleak` profile; `None` until a
+    /// measurement asked.
+    pub fn serves_leak_profile(&self) -> Option<bool> {
+        self.serves_leak_profile
     }
 
     /// Bounds each fetch, connection included, by `timeout`.
@@ -328,15 +356,50 @@ impl Probe {
 
     /// The measurement protocol: several forced GCs, then the exact counters.
     pub async fn measure(&mut self) -> Result<Counters, ProbeError> {
+        Ok(self.measure_with_leaks().await?.0)
+    }
+
+    async fn measure_with_leaks(&mut self) -> Result<(Counters, Option<LeakProfile>), ProbeError> {
         for _ in 1..MEASURE_GCS {
             self.get("heap?gc=1").await?;
         }
-        self.sample().await
+        let mut counters = self.sample().await?;
+        let leaks = self.goroutine_leaks().await?;
+        counters.leaked_goroutines = leaks.as_ref().map(|l| l.total);
+        Ok((counters, leaks))
+    }
+
+    /// The `goroutineleak` profile, or `None` when the target does not serve
+    /// it (net/http/pprof answers 404 before Go 1.26 or with the experiment
+    /// off; any other refusal counts the same, as the profile is extra
+    /// evidence); asked once per target. Fetching it runs the leak-finding
+    /// GC, so its total is fresh.
+    pub async fn goroutine_leaks(&mut self) -> Result<Option<LeakProfile>, ProbeError> {
+        if self.serves_leak_profile == Some(false) {
+            return Ok(None);
+        }
+        let raw = match self.get("goroutineleak").await {
+            Ok(raw) => raw,
+            // Once served, a refusal is an error like any failed probe.
+            Err(ProbeError::Status { .. }) if self.serves_leak_profile.is_none() => {
+                self.serves_leak_profile = Some(false);
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
+        };
+        let profile = self.check_profile("goroutineleak", &raw)?;
+        self.serves_leak_profile = Some(true);
+        let total = pprof::sample_total(&profile, 0);
+        Ok(Some(LeakProfile {
+            raw,
+            profile,
+            total,
+        }))
     }
 
     /// [`Probe::measure`] plus heap and goroutine profiles for attribution.
     pub async fn snapshot(&mut self) -> Result<Snapshot, ProbeError> {
-        let counters = self.measure().await?;
+        let (counters, goroutine_leaks) = self.measure_with_leaks().await?;
         let heap_profile = self.get("heap?gc=1").await?;
         let heap = self.check_profile("heap?gc=1", &heap_profile)?;
         let goroutine_profile = self.get("goroutine").await?;
@@ -350,6 +413,7 @@ impl Probe {
             heap,
             goroutine_profile,
             goroutine_dump,
+            goroutine_leaks,
         })
     }
 }
@@ -385,6 +449,7 @@ fn counters(goroutines: u64, mem: &MemStats) -> Counters {
         heap_inuse: mem.heap_inuse,
         stack_bytes: mem.stack_inuse,
         sys_bytes: mem.sys,
+        leaked_goroutines: None,
     }
 }
 

@@ -642,7 +642,9 @@ impl Session<'_> {
                     .map(|()| Reading::new())
             };
             match attempt {
-                Ok(first) if ready_checked => {
+                Ok(mut first) if ready_checked => {
+                    let leaks = self.sources.add_leaked_goroutines(&mut first).await;
+                    self.source_result(leaks).await?;
                     self.progress.line(format!(
                         "target answers: {}{}",
                         self.sources.describe(),
@@ -794,6 +796,9 @@ impl Session<'_> {
                 "goroutine-base.txt",
                 b.goroutine_dump.as_bytes(),
             ));
+            if let Some(leaks) = &b.goroutine_leaks {
+                files.push(("goroutineleak_base", "goroutineleak-base.pb.gz", &leaks.raw));
+            }
         }
         if let Some(l) = &self.last_profiles {
             files.push(("heap_final", "heap-final.pb.gz", &l.heap_profile));
@@ -807,6 +812,13 @@ impl Session<'_> {
                 "goroutine-final.txt",
                 l.goroutine_dump.as_bytes(),
             ));
+            if let Some(leaks) = &l.goroutine_leaks {
+                files.push((
+                    "goroutineleak_final",
+                    "goroutineleak-final.pb.gz",
+                    &leaks.raw,
+                ));
+            }
         }
         for (role, name, bytes) in files {
             let bytes = if name.ends_with(".txt") {
@@ -970,6 +982,12 @@ fn attribute(
     let goroutines_grew = failing("goroutines");
     let heap_grew = failing("heap_bytes") || failing("heap_objects");
     let mut out = Vec::new();
+    // Proven leaks come first, whatever else grew.
+    if failing("leaked_goroutines") || goroutines_grew {
+        if let (Some(b), Some(a)) = (&base.goroutine_leaks, &last.goroutine_leaks) {
+            out.extend(suspects::leaked(&b.profile, &a.profile, cycles, sessions));
+        }
+    }
     let g = match (
         pprof::parse_goroutines(&base.goroutine_dump),
         pprof::parse_goroutines(&last.goroutine_dump),

@@ -72,6 +72,9 @@ fn pprof_reading(c: &Counters, r: &mut Reading) {
     r.insert("stack_bytes".into(), c.stack_bytes as f64);
     r.insert("heap_inuse".into(), c.heap_inuse as f64);
     r.insert("sys_bytes".into(), c.sys_bytes as f64);
+    if let Some(n) = c.leaked_goroutines {
+        r.insert("leaked_goroutines".into(), n as f64);
+    }
 }
 
 impl Sources {
@@ -119,7 +122,12 @@ impl Sources {
     pub fn describe(&self) -> String {
         let mut parts = Vec::new();
         if let Some(p) = &self.pprof {
-            parts.push(format!("pprof {}", p.base()));
+            let leaks = if p.serves_leak_profile() == Some(true) {
+                " (with goroutineleak)"
+            } else {
+                ""
+            };
+            parts.push(format!("pprof {}{leaks}", p.base()));
         }
         if let Some(p) = &self.metrics {
             parts.push(format!("metrics {}", p.base()));
@@ -151,6 +159,17 @@ impl Sources {
         }
         self.read_others(&mut r).await?;
         Ok(r)
+    }
+
+    /// Adds the `goroutineleak` profile's total to `r` when pprof serves
+    /// it (finding out whether it does, once).
+    pub async fn add_leaked_goroutines(&mut self, r: &mut Reading) -> Result<(), SourceError> {
+        if let Some(p) = self.pprof.as_mut() {
+            if let Some(leaks) = p.goroutine_leaks().await? {
+                r.insert("leaked_goroutines".into(), leaks.total as f64);
+            }
+        }
+        Ok(())
     }
 
     /// The measurement protocol: several forced GCs through pprof, then all
@@ -277,8 +296,10 @@ impl Sources {
         } else {
             "metrics"
         };
-        let standard: [(&str, &'static str, bool, f64, &'static str); 12] = [
+        let standard: [(&str, &'static str, bool, f64, &'static str); 13] = [
             ("goroutines", "count", true, t.goroutines, count_source),
+            // Proven leaks: one more every cycle is a leak.
+            ("leaked_goroutines", "count", true, 1.0, "pprof"),
             ("heap_bytes", "bytes", gc, heap_floor, heap_source),
             ("heap_objects", "count", gc, t.heap_objects, heap_source),
             ("fds", "count", true, t.fds, fd_source),

@@ -98,6 +98,38 @@ pub fn goroutines(
     grown
 }
 
+/// Stacks of goroutines the runtime proved leaked (`goroutineleak`
+/// profiles), whose counts grew from `base` to `after`. No false positives:
+/// each one is blocked on a channel or lock nothing running can reach.
+pub fn leaked(base: &Profile, after: &Profile, cycles: u32, sessions: u32) -> Vec<Suspect> {
+    let mut grown: Vec<Suspect> = pprof::grown_stacks(base, after, 0)
+        .into_iter()
+        .take(MAX_SUSPECTS_PER_KIND)
+        .map(|g| {
+            let delta = (g.after - g.base) as f64;
+            Suspect {
+                kind: "goroutineleak",
+                function: pprof::focus_frame(&g.stack).to_owned(),
+                hint: Some(
+                    "proven leaked by the runtime (goroutineleak profile): blocked on a \
+                     channel or lock that no running goroutine can reach, so it can never \
+                     run again"
+                        .to_owned(),
+                ),
+                frames: g.stack,
+                state: None,
+                created_by: None,
+                base: g.base,
+                after: g.after,
+                per_cycle: delta / f64::from(cycles.max(1)),
+                per_session: delta / (f64::from(cycles.max(1)) * f64::from(sessions.max(1))),
+            }
+        })
+        .collect();
+    grown.truncate(MAX_SUSPECTS_PER_KIND);
+    grown
+}
+
 /// Allocation sites whose in-use bytes grew from `base` to `after`.
 pub fn heap(base: &Profile, after: &Profile, cycles: u32, sessions: u32) -> Vec<Suspect> {
     let Some(index) = after.value_index("inuse_space") else {

@@ -70,8 +70,9 @@ const HEAP_PROFILE: &str = "/debug/pprof/heap?gc=1";
 const GOROUTINE_PROFILE: &str = "/debug/pprof/goroutine";
 const GOROUTINE_DUMP: &str = "/debug/pprof/goroutine?debug=2";
 
-/// Real answers for every path leakbench reads; everything else is 200 "ok"
-/// (the sessions' URL).
+/// Real answers for every path leakbench reads; any other pprof profile is
+/// 404, as net/http/pprof answers for a profile it does not have (before Go
+/// 1.26, `goroutineleak`); everything else is 200 "ok" (the sessions' URL).
 fn good_answers() -> HashMap<&'static str, Reply> {
     let text = "text/plain; charset=utf-8";
     let bin = "application/octet-stream";
@@ -153,10 +154,13 @@ fn answer(conn: TcpStream, answers: &HashMap<&'static str, Reply>, stop: &Atomic
         }
     }
     let path = request_line.split_whitespace().nth(1).unwrap_or("/");
-    let reply = answers
-        .get(path)
-        .cloned()
-        .unwrap_or_else(|| ok("text/plain", b"ok".to_vec()));
+    let reply = answers.get(path).cloned().unwrap_or_else(|| {
+        if path.starts_with("/debug/pprof/") {
+            status(404, "Unknown profile")
+        } else {
+            ok("text/plain", b"ok".to_vec())
+        }
+    });
     let mut conn = conn;
     match reply {
         Reply::Full {
@@ -503,6 +507,13 @@ fn target_html_instead_of_memstats() {
 fn target_html_instead_of_profile() {
     let t = FakeTarget::with(HEAP_PROFILE, ok("text/html", HTML.as_bytes().to_vec()));
     run_against(&t, "").assert_error(&t.url(HEAP_PROFILE), "response is not a profile");
+}
+
+#[test]
+fn target_goroutineleak_not_a_profile() {
+    let leaks = "/debug/pprof/goroutineleak";
+    let t = FakeTarget::with(leaks, ok("text/html", HTML.as_bytes().to_vec()));
+    run_against(&t, "").assert_error(&t.url(leaks), "response is not a profile");
 }
 
 #[test]

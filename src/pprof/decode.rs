@@ -406,6 +406,20 @@ mod tests {
     }
 
     #[test]
+    fn goroutineleak_fixture_totals_the_stranded_senders() {
+        let p = decode(GOROUTINE_LEAK).unwrap();
+        assert_eq!(
+            p.sample_types,
+            [("goroutineleak".to_owned(), "count".to_owned())]
+        );
+        assert_eq!(crate::pprof::sample_total(&p, 0), 50);
+        assert!(p.samples.iter().all(|s| {
+            s.stack.iter().any(|f| f == "main.handleLookup.func1")
+                && s.stack.iter().any(|f| f == "runtime.chansend1")
+        }));
+    }
+
+    #[test]
     fn goroutine_fixture_resolves_leaf_first() {
         let p = decode(GOROUTINE_AFTER).unwrap();
         assert_eq!(

@@ -51,6 +51,15 @@ pub struct Profile {
     pub default_sample_type: Option<String>,
 }
 
+/// Sum of value `index` over every sample (a goroutine profile's total);
+/// negative values count as 0.
+pub fn sample_total(p: &Profile, index: usize) -> u64 {
+    p.samples
+        .iter()
+        .map(|s| u64::try_from(s.values.get(index).copied().unwrap_or(0)).unwrap_or(0))
+        .fold(0, u64::saturating_add)
+}
+
 /// One sample: a stack and its values.
 #[derive(Debug, Clone, Default)]
 pub struct Sample {

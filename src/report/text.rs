@@ -112,14 +112,23 @@ impl Text {
             return;
         }
         let _ = writeln!(o);
-        let mut header = format!("  {:<14}{:>12}", "signal", "baseline");
+        // Names longer than the column (user signals, leaked_goroutines)
+        // widen it, keeping a space before the baseline.
+        let w = r
+            .signals
+            .iter()
+            .map(|s| s.name.chars().count() + 1)
+            .max()
+            .unwrap_or(0)
+            .max(14);
+        let mut header = format!("  {:<w$}{:>12}", "signal", "baseline");
         for k in 1..=r.cycles {
             let _ = write!(header, "{:>12}", format!("cycle {k}"));
         }
         let _ = write!(header, "{:>14}  verdict", "per session");
         let _ = writeln!(o, "{}", self.paint(&header, BOLD));
         for s in &r.signals {
-            let mut row = format!("  {:<14}{:>12}", s.name, format_value(s.baseline, s.unit));
+            let mut row = format!("  {:<w$}{:>12}", s.name, format_value(s.baseline, s.unit));
             for v in &s.cycles {
                 let _ = write!(row, "{:>12}", format_value(*v, s.unit));
             }

@@ -59,6 +59,11 @@ if [ "$(cat "$outdir/.go-version" 2>/dev/null)" != "$version" ]; then
 	echo "$version" > "$outdir/.go-version"
 fi
 
+# Targets with a GOEXPERIMENT file (its first line names the experiment)
+# need Go 1.26, where the goroutineleak profile is an experiment; without it
+# they are skipped with a note and their tests say what to install.
+GO126=${GO126:-/usr/lib/go-1.26/bin/go}
+
 status=0
 for main in "$repo"/tests/targets/*/main.go "$repo"/scenarios/*/main.go; do
 	[ -f "$main" ] || continue
@@ -69,7 +74,18 @@ for main in "$repo"/tests/targets/*/main.go "$repo"/scenarios/*/main.go; do
 	if [ -x "$bin" ] && [ -z "$(find "$dir" -name '*.go' -newer "$bin" | head -1)" ]; then
 		continue
 	fi
-	if (cd "$dir" && "$GO" build -o "$bin.tmp" .); then
+	go=$GO
+	experiment=
+	if [ -f "$dir/GOEXPERIMENT" ]; then
+		experiment=$(head -n 1 "$dir/GOEXPERIMENT")
+		if [ ! -x "$GO126" ]; then
+			echo "build.sh: skipping $name: it needs Go 1.26 ($GO126) for" \
+				"GOEXPERIMENT=$experiment; .ci/install installs it" >&2
+			continue
+		fi
+		go=$GO126
+	fi
+	if (cd "$dir" && GOEXPERIMENT=$experiment "$go" build -o "$bin.tmp" .); then
 		mv -f "$bin.tmp" "$bin"
 	else
 		rm -f "$bin.tmp"

@@ -102,33 +102,14 @@ pub fn goroutines(
 /// profiles), whose counts grew from `base` to `after`. No false positives:
 /// each one is blocked on a channel or lock nothing running can reach.
 pub fn leaked(base: &Profile, after: &Profile, cycles: u32, sessions: u32) -> Vec<Suspect> {
-    let mut grown: Vec<Suspect> = pprof::grown_stacks(base, after, 0)
-        .into_iter()
-        .take(MAX_SUSPECTS_PER_KIND)
-        .map(|g| {
-            let delta = (g.after - g.base) as f64;
-            Suspect {
-                kind: "goroutineleak",
-                function: pprof::focus_frame(&g.stack).to_owned(),
-                hint: Some(
-                    "proven leaked by the runtime (goroutineleak profile): blocked on a \
-                     channel or lock that no running goroutine can reach, so it can never \
-                     run again"
-                        .to_owned(),
-                ),
-                frames: g.stack,
-                state: None,
-                created_by: None,
-                base: g.base,
-                after: g.after,
-                per_cycle: delta / f64::from(cycles.max(1)),
-                per_session: delta / (f64::from(cycles.max(1)) * f64::from(sessions.max(1))),
-            }
-        })
-        .collect();
-    grown.truncate(MAX_SUSPECTS_PER_KIND);
-    grown
+    let proven = |_: &[String]| Some(PROVEN_LEAK.to_owned());
+    grown_sites("goroutineleak", proven, base, after, 0, cycles, sessions)
 }
+
+/// The hint on every `goroutineleak` suspect.
+const PROVEN_LEAK: &str = "proven leaked by the runtime (goroutineleak profile): blocked on a \
+                           channel or lock that no running goroutine can reach, so it can \
+                           never run again";
 
 /// Allocation sites whose in-use bytes grew from `base` to `after`.
 pub fn heap(base: &Profile, after: &Profile, cycles: u32, sessions: u32) -> Vec<Suspect> {
@@ -138,15 +119,29 @@ pub fn heap(base: &Profile, after: &Profile, cycles: u32, sessions: u32) -> Vec<
     if base.value_index("inuse_space") != Some(index) {
         return Vec::new();
     }
-    let mut grown: Vec<Suspect> = pprof::grown_stacks(base, after, index)
+    grown_sites("heap", hint, base, after, index, cycles, sessions)
+}
+
+/// Suspects of `kind` from the stacks whose value at `index` grew between
+/// two profiles, largest growth first, each with `hint_for` its stack.
+fn grown_sites(
+    kind: &'static str,
+    hint_for: impl Fn(&[String]) -> Option<String>,
+    base: &Profile,
+    after: &Profile,
+    index: usize,
+    cycles: u32,
+    sessions: u32,
+) -> Vec<Suspect> {
+    pprof::grown_stacks(base, after, index)
         .into_iter()
         .take(MAX_SUSPECTS_PER_KIND)
         .map(|g| {
             let delta = (g.after - g.base) as f64;
             Suspect {
-                kind: "heap",
+                kind,
                 function: pprof::focus_frame(&g.stack).to_owned(),
-                hint: hint(&g.stack),
+                hint: hint_for(&g.stack),
                 frames: g.stack,
                 state: None,
                 created_by: None,
@@ -156,9 +151,7 @@ pub fn heap(base: &Profile, after: &Profile, cycles: u32, sessions: u32) -> Vec<
                 per_session: delta / (f64::from(cycles.max(1)) * f64::from(sessions.max(1))),
             }
         })
-        .collect();
-    grown.truncate(MAX_SUSPECTS_PER_KIND);
-    grown
+        .collect()
 }
 
 #[cfg(test)]
@@ -202,6 +195,18 @@ mod tests {
         assert_eq!((s[0].base, s[0].after), (0, 600));
         assert!((s[0].per_cycle - 200.0).abs() < 1e-9);
         assert!((s[0].per_session - 1.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn proven_leaks_name_the_stranded_function() {
+        let after = pprof::decode(pprof::fixtures::GOROUTINE_LEAK).unwrap();
+        let s = leaked(&Profile::default(), &after, 2, 25);
+        assert_eq!(s.len(), 1);
+        assert_eq!(s[0].kind, "goroutineleak");
+        assert_eq!(s[0].function, "main.handleLookup.func1");
+        assert_eq!((s[0].base, s[0].after), (0, 50));
+        assert!((s[0].per_session - 1.0).abs() < 1e-9);
+        assert!(s[0].hint.as_deref().unwrap().contains("proven leaked"));
     }
 
     #[test]

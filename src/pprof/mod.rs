@@ -15,7 +15,7 @@
 mod decode;
 mod diff;
 #[cfg(test)]
-mod fixtures;
+pub(crate) mod fixtures;
 mod focus;
 #[cfg(test)]
 mod fuzz;

@@ -414,7 +414,7 @@ impl Session<'_> {
         {
             extra += 1;
             let k = load.cycles + extra;
-            let name = format!("extra cycle {extra}/{EXTRA_CYCLES} (irregular growth)");
+            let name = format!("extra cycle {extra}/{EXTRA_CYCLES} (growth not yet decided)");
             self.measured_cycle(k, name, &base, &tolerance, true)
                 .await?;
             self.signals = judge_all(&self.specs, s, &base, &self.measured, &tolerance, false);

@@ -97,6 +97,12 @@ pub struct SignalVerdict {
     pub reason: String,
 }
 
+/// Fewest measured cycles a leak verdict rests on. Growth over the first
+/// cycle after warm-up can be a fill still completing (goroutine descriptors
+/// and pooled buffers kept at a new high-water mark), so the growth judged
+/// must go on past it: at least two cycles after the first.
+pub const MIN_CYCLES_FOR_LEAK: usize = 3;
+
 /// Judges one signal; `sessions` is the number of sessions per cycle.
 pub fn judge(series: &Series, sessions: u32) -> SignalVerdict {
     let Series {
@@ -155,6 +161,14 @@ pub fn judge(series: &Series, sessions: u32) -> SignalVerdict {
                 "{} over {k} cycles, but it also fell by {} between cycles: growth within the noise after load; run more cycles",
                 signed(growth, unit),
                 fmt(fall)
+            ),
+        )
+    } else if steady && k < MIN_CYCLES_FOR_LEAK {
+        (
+            Verdict::Inconclusive,
+            format!(
+                "{} over {k} cycles, but a fill still completing after warm-up (the runtime keeping a new high-water mark) looks the same over so few; run more cycles",
+                signed(growth, unit)
             ),
         )
     } else if steady && still_changing {
@@ -324,6 +338,21 @@ mod tests {
         assert!((v.per_cycle - 200.0).abs() < 1e-9);
         assert!((v.per_session - 1.0).abs() < 1e-9);
         assert!(v.reason.starts_with("+600 over 3 cycles"), "{}", v.reason);
+    }
+
+    #[test]
+    fn two_cycles_of_growth_are_not_yet_a_leak() {
+        // benchsrv in CI: heap objects still filling after one warm-up cycle.
+        let v = judge(&series(819.0, &[957.0, 1087.0], 256.0), 200);
+        assert_eq!(v.verdict, Verdict::Inconclusive);
+        assert!(v.reason.contains("run more cycles"), "{}", v.reason);
+        // More cycles show the fill was over.
+        assert_eq!(
+            verdict_of(819.0, &[957.0, 1087.0, 1080.0, 1085.0, 1079.0], 256.0),
+            Verdict::Pass
+        );
+        // A leak keeps growing through the third.
+        assert_eq!(verdict_of(10.0, &[210.0, 410.0, 610.0], 2.0), Verdict::Leak);
     }
 
     #[test]

@@ -19,7 +19,7 @@ use crate::report::{Phase, Report, SCHEMA, TimelinePoint};
 use crate::scenario::Ready;
 use crate::scenario::Scenario;
 use crate::settle::{self, BASELINE_QUIET, CYCLE_QUIET, Ending, Goal, Settled, Tolerance};
-use crate::sources::{Reading, SignalSpec, SourceError, Sources};
+use crate::sources::{self, Reading, SignalSpec, SourceError, Sources};
 use crate::suspects::{self, Suspect};
 use crate::target::Launched;
 use crate::verdict::{self, Series, SignalVerdict, Verdict, format_value};
@@ -983,7 +983,7 @@ fn attribute(
     let heap_grew = failing("heap_bytes") || failing("heap_objects");
     let mut out = Vec::new();
     // Proven leaks come first, whatever else grew.
-    if failing("leaked_goroutines") || goroutines_grew {
+    if failing(sources::LEAKED_GOROUTINES) || goroutines_grew {
         if let (Some(b), Some(a)) = (&base.goroutine_leaks, &last.goroutine_leaks) {
             out.extend(suspects::leaked(&b.profile, &a.profile, cycles, sessions));
         }

@@ -65,6 +65,9 @@ impl SourceError {
     }
 }
 
+/// The signal counting goroutines Go's `goroutineleak` profile proved leaked.
+pub const LEAKED_GOROUTINES: &str = "leaked_goroutines";
+
 fn pprof_reading(c: &Counters, r: &mut Reading) {
     r.insert("goroutines".into(), c.goroutines as f64);
     r.insert("heap_bytes".into(), c.heap_bytes as f64);
@@ -73,7 +76,7 @@ fn pprof_reading(c: &Counters, r: &mut Reading) {
     r.insert("heap_inuse".into(), c.heap_inuse as f64);
     r.insert("sys_bytes".into(), c.sys_bytes as f64);
     if let Some(n) = c.leaked_goroutines {
-        r.insert("leaked_goroutines".into(), n as f64);
+        r.insert(LEAKED_GOROUTINES.into(), n as f64);
     }
 }
 
@@ -166,7 +169,7 @@ impl Sources {
     pub async fn add_leaked_goroutines(&mut self, r: &mut Reading) -> Result<(), SourceError> {
         if let Some(p) = self.pprof.as_mut() {
             if let Some(leaks) = p.goroutine_leaks().await? {
-                r.insert("leaked_goroutines".into(), leaks.total as f64);
+                r.insert(LEAKED_GOROUTINES.into(), leaks.total as f64);
             }
         }
         Ok(())
@@ -299,7 +302,7 @@ impl Sources {
         let standard: [(&str, &'static str, bool, f64, &'static str); 13] = [
             ("goroutines", "count", true, t.goroutines, count_source),
             // Proven leaks: one more every cycle is a leak.
-            ("leaked_goroutines", "count", true, 1.0, "pprof"),
+            (LEAKED_GOROUTINES, "count", true, 1.0, "pprof"),
             ("heap_bytes", "bytes", gc, heap_floor, heap_source),
             ("heap_objects", "count", gc, t.heap_objects, heap_source),
             ("fds", "count", true, t.fds, fd_source),

@@ -359,6 +359,8 @@ pub struct Thresholds {
     pub heap_objects: f64,
     /// Heap bytes per session below which growth is noise.
     pub heap_bytes_per_session: f64,
+    /// Heap objects per session below which growth is noise.
+    pub heap_objects_per_session: f64,
     /// Open file descriptors per cycle that always count as growth.
     pub fds: f64,
 }
@@ -377,6 +379,12 @@ impl Default for Thresholds {
             heap_objects: 256.0,
             // Below a quarter KiB per session nothing is attributable.
             heap_bytes_per_session: 256.0,
+            // A big heap's object count moves with timing after load: the
+            // per-connection records in a bounded ring (nats-server keeps
+            // 10,000) differ by a fraction of an object each. A quarter of
+            // an object per session sits above that drift (0.1 per session
+            // at most) and far below a leak of one object per session.
+            heap_objects_per_session: 0.25,
             // Descriptors are exact; like goroutines, two per cycle.
             fds: 2.0,
         }
@@ -550,6 +558,7 @@ struct FileThresholds {
     heap_bytes: Option<f64>,
     heap_objects: Option<f64>,
     heap_bytes_per_session: Option<f64>,
+    heap_objects_per_session: Option<f64>,
     fds: Option<f64>,
 }
 
@@ -1496,6 +1505,11 @@ impl Validator<'_> {
                 file.heap_bytes_per_session,
                 d.heap_bytes_per_session,
             )?,
+            heap_objects_per_session: pick(
+                "thresholds.heap_objects_per_session",
+                file.heap_objects_per_session,
+                d.heap_objects_per_session,
+            )?,
             fds: pick("thresholds.fds", file.fds, d.fds)?,
         })
     }
@@ -1653,6 +1667,23 @@ mod tests {
         assert!(e.contains("did you mean `settle`?"), "{e}");
         let e = err("[target]\nurl = \"ws://127.0.0.1:1/\"\n[load]\nconcurrency = 2");
         assert!(e.contains("load.sessions: is required"), "{e}");
+    }
+
+    #[test]
+    fn thresholds_default_and_can_be_set() {
+        let base = |t: &str| {
+            format!(
+                "[target]\nurl = \"ws://127.0.0.1:1/\"\n[load]\nsessions = 1\n[thresholds]\n{t}"
+            )
+        };
+        let s = parse(&base("")).unwrap();
+        assert_eq!(s.thresholds, Thresholds::default());
+        let s = parse(&base("heap_objects_per_session = 1.5\nheap_objects = 10")).unwrap();
+        assert_eq!(s.thresholds.heap_objects_per_session, 1.5);
+        assert_eq!(s.thresholds.heap_objects, 10.0);
+        let e = err(&base("heap_objects_per_session = -1"));
+        assert!(e.contains("thresholds.heap_objects_per_session"), "{e}");
+        assert!(e.contains("not a non-negative number"), "{e}");
     }
 
     #[test]

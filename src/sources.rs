@@ -282,9 +282,9 @@ impl Sources {
     /// the sources actually serve) and the scenario's floors.
     pub fn specs(&self, first: &Reading, scenario: &Scenario) -> Vec<SignalSpec> {
         let t = &scenario.thresholds;
-        let heap_floor = t
-            .heap_bytes
-            .max(t.heap_bytes_per_session * f64::from(scenario.load.sessions));
+        let sessions = f64::from(scenario.load.sessions);
+        let heap_floor = t.heap_bytes.max(t.heap_bytes_per_session * sessions);
+        let objects_floor = t.heap_objects.max(t.heap_objects_per_session * sessions);
         let gc = self.can_force_gc();
         let heap_source = if gc {
             "pprof"
@@ -304,7 +304,7 @@ impl Sources {
             // Proven leaks: one more every cycle is a leak.
             (LEAKED_GOROUTINES, "count", true, 1.0, "pprof"),
             ("heap_bytes", "bytes", gc, heap_floor, heap_source),
-            ("heap_objects", "count", gc, t.heap_objects, heap_source),
+            ("heap_objects", "count", gc, objects_floor, heap_source),
             ("fds", "count", true, t.fds, fd_source),
             ("stack_bytes", "bytes", false, heap_floor, heap_source),
             ("heap_inuse", "bytes", false, heap_floor, heap_source),

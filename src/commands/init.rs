@@ -67,6 +67,7 @@ const TAIL: &str = r#"
 # heap_bytes = 65536
 # heap_objects = 256
 # heap_bytes_per_session = 256
+# heap_objects_per_session = 0.25
 "#;
 
 /// The starter scenario text for `kind`.

@@ -382,8 +382,8 @@ impl Default for Thresholds {
             // A big heap's object count moves with timing after load: the
             // per-connection records in a bounded ring (nats-server keeps
             // 10,000) differ by a fraction of an object each. A quarter of
-            // an object per session sits above that drift (0.1 per session
-            // at most) and far below a leak of one object per session.
+            // an object per session sits above the drift measured there (up
+            // to 0.1 per session) and far below a leak of one per session.
             heap_objects_per_session: 0.25,
             // Descriptors are exact; like goroutines, two per cycle.
             fds: 2.0,

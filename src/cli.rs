@@ -11,31 +11,11 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
 use crate::commands::{diff, init, snapshot};
+use crate::exit::error_line;
 use crate::redact::Redactor;
 use crate::report::{Render, html::Html, json::Json, junit::Junit, markdown::Markdown, text::Text};
 use crate::run::{self, RunOptions};
 use crate::scenario::Scenario;
-
-/// Exit code for an error (bad input, unreachable target, target died).
-pub const EXIT_ERROR: u8 = 2;
-
-/// An error and its causes on one line, each cause said once: typed errors
-/// here already quote their source in their own message, which `{:#}`
-/// would repeat.
-pub fn error_line(err: &anyhow::Error) -> String {
-    let mut line = String::new();
-    for cause in err.chain() {
-        let text = cause.to_string();
-        if line.contains(text.trim()) {
-            continue;
-        }
-        if !line.is_empty() {
-            line.push_str(": ");
-        }
-        line.push_str(text.trim());
-    }
-    line
-}
 
 /// Leak verdicts under load: open sessions against a service, close them,
 /// let it settle, and judge whether goroutines and memory came back.
@@ -156,7 +136,7 @@ pub fn execute(cli: Cli) -> Result<ExitCode> {
             // The runtime may hold a blocked stdin reader or a signal task; do
             // not wait for them.
             runtime.shutdown_background();
-            Ok(ExitCode::from(outcome.exit_code()))
+            Ok(ExitCode::from(outcome.report.exit_code()))
         }
         Command::Validate { scenario } => {
             let s = Scenario::load(&scenario)?;

@@ -9,6 +9,7 @@
 pub mod alloc;
 pub mod cli;
 pub mod commands;
+pub mod exit;
 pub mod load;
 pub mod pprof;
 pub mod probe;
@@ -20,6 +21,7 @@ pub mod report;
 pub mod run;
 pub mod scenario;
 pub mod settle;
+pub mod signal;
 pub mod sources;
 pub mod suggest;
 pub mod suspects;

@@ -9,8 +9,8 @@ fn main() -> ExitCode {
     match leakbench::cli::execute(cli) {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("leakbench: error: {}", leakbench::cli::error_line(&err));
-            ExitCode::from(leakbench::cli::EXIT_ERROR)
+            eprintln!("leakbench: error: {}", leakbench::exit::error_line(&err));
+            ExitCode::from(leakbench::exit::ERROR)
         }
     }
 }

@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::redact::Redactor;
+use crate::signal::{Unit, format_value, name};
 use crate::sources::Reading;
-use crate::verdict::format_value;
 
 /// How often the live line redraws by itself (spinner and elapsed time).
 const TICK: Duration = Duration::from_millis(120);
@@ -130,10 +130,10 @@ impl Drop for Progress {
 }
 
 /// Signals shown on the live line while settling, when the sources give them.
-const SHOWN: [(&str, &str); 3] = [
-    ("goroutines", "count"),
-    ("heap_bytes", "bytes"),
-    ("fds", "count"),
+const SHOWN: [(&str, Unit); 3] = [
+    (name::GOROUTINES, Unit::Count),
+    (name::HEAP_BYTES, Unit::Bytes),
+    (name::FDS, Unit::Count),
 ];
 
 /// The live line while settling: goroutines, heap and descriptors against baseline.

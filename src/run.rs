@@ -15,14 +15,15 @@ use crate::pprof;
 use crate::probe::{Probe, Snapshot};
 use crate::progress::{Mode, Progress};
 use crate::redact::Redactor;
-use crate::report::{Phase, Report, SCHEMA, TimelinePoint};
+use crate::report::{Phase, PhaseKind, Report, SCHEMA, Status, TimelinePoint};
 use crate::scenario::Ready;
 use crate::scenario::Scenario;
 use crate::settle::{self, BASELINE_QUIET, CYCLE_QUIET, Ending, Goal, Settled, Tolerance};
-use crate::sources::{self, Reading, SignalSpec, SourceError, Sources};
+use crate::signal::{Unit, format_value, name};
+use crate::sources::{Reading, SignalSpec, SourceError, Sources};
 use crate::suspects::{self, Suspect};
 use crate::target::Launched;
-use crate::verdict::{self, Series, SignalVerdict, Verdict, format_value};
+use crate::verdict::{self, Series, SignalVerdict, Verdict};
 
 /// Heap profiles sampled more coarsely than this (bytes between samples)
 /// are said to be coarse in the report: a 1 KiB-per-session leak over a few
@@ -72,38 +73,12 @@ pub enum RunError {
     },
 }
 
-/// How a run ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Status {
-    /// Every cycle ran and a verdict was reached.
-    Complete,
-    /// Stopped by SIGINT or SIGTERM; the report holds what was measured.
-    Interrupted,
-    /// Stopped by an error (target died, probe failed); partial report.
-    Error,
-}
-
 /// What a run produced: always a report, plus the error that cut it short.
 pub struct Outcome {
     /// The report, partial unless `status` is complete.
     pub report: Report,
     /// The error that ended the run early, if any.
     pub error: Option<anyhow::Error>,
-}
-
-/// Exit code of an interrupted run, as shells report death by SIGINT.
-pub const EXIT_INTERRUPTED: u8 = 130;
-
-impl Outcome {
-    /// 0 pass, 1 leak, 3 inconclusive; 2 error; 130 interrupted.
-    pub fn exit_code(&self) -> u8 {
-        match self.report.status {
-            Status::Complete => self.report.verdict.exit_code(),
-            Status::Interrupted => EXIT_INTERRUPTED,
-            Status::Error => crate::cli::EXIT_ERROR,
-        }
-    }
 }
 
 /// Runs a scenario to its verdict. `Err` only when nothing could start (the
@@ -182,7 +157,7 @@ pub async fn run(scenario: &Scenario, options: &RunOptions) -> Result<Outcome> {
                             // SAFETY: signalling our own child's process group.
                             unsafe { libc::kill(-(pid as i32), libc::SIGKILL) };
                         }
-                        std::process::exit(i32::from(EXIT_INTERRUPTED));
+                        std::process::exit(i32::from(crate::exit::INTERRUPTED));
                     }
                 });
             }
@@ -348,7 +323,7 @@ impl Session<'_> {
             };
             let settled = self.settle(goal, &floors).await?;
             self.phases.push(Phase {
-                kind: "warmup",
+                kind: PhaseKind::Warmup,
                 index: i,
                 load: l,
                 settle: settled,
@@ -367,7 +342,7 @@ impl Session<'_> {
         let idle = self.settle(goal, &floors).await?;
         if let Some(l) = last_warmup {
             self.phases.push(Phase {
-                kind: "warmup",
+                kind: PhaseKind::Warmup,
                 index: load.warmup,
                 load: l,
                 settle: idle.clone(),
@@ -508,7 +483,7 @@ impl Session<'_> {
         ));
         self.measured.push(reading.clone());
         self.phases.push(Phase {
-            kind: "cycle",
+            kind: PhaseKind::Cycle,
             index: k,
             load: l,
             settle: settled,
@@ -532,7 +507,7 @@ impl Session<'_> {
             (Status::Interrupted, _) => {
                 reasons.insert(0, format!("interrupted during {}", self.phase_name));
             }
-            (Status::Error, Some(e)) => reasons.insert(0, crate::cli::error_line(e)),
+            (Status::Error, Some(e)) => reasons.insert(0, crate::exit::error_line(e)),
             _ => {}
         }
         if status == Status::Complete {
@@ -577,7 +552,7 @@ impl Session<'_> {
                 reasons.push(format!(
                     "the target samples its heap profile once per {}: heap suspects for small \
                      leaks may be missing or coarse ({why}); the verdict reads exact counters",
-                    format_value(rate as f64, "bytes")
+                    format_value(rate as f64, Unit::Bytes)
                 ));
             }
         }
@@ -983,7 +958,7 @@ fn attribute(
     let heap_grew = failing("heap_bytes") || failing("heap_objects");
     let mut out = Vec::new();
     // Proven leaks come first, whatever else grew.
-    if failing(sources::LEAKED_GOROUTINES) || goroutines_grew {
+    if failing(name::LEAKED_GOROUTINES) || goroutines_grew {
         if let (Some(b), Some(a)) = (&base.goroutine_leaks, &last.goroutine_leaks) {
             out.extend(suspects::leaked(&b.profile, &a.profile, cycles, sessions));
         }
@@ -1024,7 +999,7 @@ fn attribute(
 fn load_problem(phases: &[Phase], max_ratio: f64) -> Option<String> {
     let (started, failed) = phases
         .iter()
-        .filter(|p| p.kind == "cycle")
+        .filter(|p| p.kind == PhaseKind::Cycle)
         .fold((0u64, 0u64), |(s, f), p| {
             (s + p.load.started, f + p.load.failed)
         });

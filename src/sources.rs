@@ -14,6 +14,8 @@ use crate::probe::{Counters, Probe, ProbeError, Snapshot};
 use crate::procfs;
 use crate::prom::{self, Selector};
 use crate::scenario::{Scenario, SignalDef, SignalUnit};
+use crate::signal::name::*;
+use crate::signal::{SourceKind, Unit};
 
 /// Named values read at one moment, e.g. `goroutines`, `heap_bytes`, `fds`.
 pub type Reading = BTreeMap<String, f64>;
@@ -23,14 +25,14 @@ pub type Reading = BTreeMap<String, f64>;
 pub struct SignalSpec {
     /// Name in reports.
     pub name: String,
-    /// `count` or `bytes`.
-    pub unit: &'static str,
+    /// Unit of its values.
+    pub unit: Unit,
     /// Whether it takes part in the verdict.
     pub decides: bool,
     /// Growth per cycle below which a change is noise (before idle noise).
     pub floor: f64,
-    /// Where it is read: `pprof`, `metrics`, `expvar` or `proc`.
-    pub source: &'static str,
+    /// Where it is read.
+    pub source: SourceKind,
 }
 
 /// The sources of one run.
@@ -65,16 +67,13 @@ impl SourceError {
     }
 }
 
-/// The signal counting goroutines Go's `goroutineleak` profile proved leaked.
-pub const LEAKED_GOROUTINES: &str = "leaked_goroutines";
-
 fn pprof_reading(c: &Counters, r: &mut Reading) {
-    r.insert("goroutines".into(), c.goroutines as f64);
-    r.insert("heap_bytes".into(), c.heap_bytes as f64);
-    r.insert("heap_objects".into(), c.heap_objects as f64);
-    r.insert("stack_bytes".into(), c.stack_bytes as f64);
-    r.insert("heap_inuse".into(), c.heap_inuse as f64);
-    r.insert("sys_bytes".into(), c.sys_bytes as f64);
+    r.insert(GOROUTINES.into(), c.goroutines as f64);
+    r.insert(HEAP_BYTES.into(), c.heap_bytes as f64);
+    r.insert(HEAP_OBJECTS.into(), c.heap_objects as f64);
+    r.insert(STACK_BYTES.into(), c.stack_bytes as f64);
+    r.insert(HEAP_INUSE.into(), c.heap_inuse as f64);
+    r.insert(SYS_BYTES.into(), c.sys_bytes as f64);
     if let Some(n) = c.leaked_goroutines {
         r.insert(LEAKED_GOROUTINES.into(), n as f64);
     }
@@ -204,12 +203,12 @@ impl Sources {
     async fn read_others(&mut self, r: &mut Reading) -> Result<(), SourceError> {
         if let Some(pid) = self.pid {
             if let Some(p) = procfs::read(pid) {
-                r.insert("fds".into(), p.fds as f64);
-                r.insert("sockets".into(), p.sockets as f64);
-                r.insert("pipes".into(), p.pipes as f64);
-                r.insert("other_fds".into(), p.other_fds as f64);
-                r.insert("rss_bytes".into(), p.rss_bytes as f64);
-                r.insert("threads".into(), p.threads as f64);
+                r.insert(FDS.into(), p.fds as f64);
+                r.insert(SOCKETS.into(), p.sockets as f64);
+                r.insert(PIPES.into(), p.pipes as f64);
+                r.insert(OTHER_FDS.into(), p.other_fds as f64);
+                r.insert(RSS_BYTES.into(), p.rss_bytes as f64);
+                r.insert(THREADS.into(), p.threads as f64);
             }
         }
         if let Some(p) = self.metrics.as_mut() {
@@ -222,12 +221,12 @@ impl Sources {
             })?;
             // Standard names fill what better sources did not.
             let standard = [
-                ("go_goroutines", "goroutines"),
-                ("process_open_fds", "fds"),
-                ("go_memstats_heap_alloc_bytes", "heap_bytes"),
-                ("go_memstats_heap_objects", "heap_objects"),
-                ("go_memstats_stack_inuse_bytes", "stack_bytes"),
-                ("process_resident_memory_bytes", "rss_bytes"),
+                ("go_goroutines", GOROUTINES),
+                ("process_open_fds", FDS),
+                ("go_memstats_heap_alloc_bytes", HEAP_BYTES),
+                ("go_memstats_heap_objects", HEAP_OBJECTS),
+                ("go_memstats_stack_inuse_bytes", STACK_BYTES),
+                ("process_resident_memory_bytes", RSS_BYTES),
             ];
             for (metric, name) in standard {
                 if r.contains_key(name) {
@@ -262,11 +261,11 @@ impl Sources {
                     .into(),
             })?;
             for (field, name) in [
-                ("HeapAlloc", "heap_bytes"),
-                ("HeapObjects", "heap_objects"),
-                ("StackInuse", "stack_bytes"),
-                ("HeapInuse", "heap_inuse"),
-                ("Sys", "sys_bytes"),
+                ("HeapAlloc", HEAP_BYTES),
+                ("HeapObjects", HEAP_OBJECTS),
+                ("StackInuse", STACK_BYTES),
+                ("HeapInuse", HEAP_INUSE),
+                ("Sys", SYS_BYTES),
             ] {
                 if !r.contains_key(name) {
                     if let Some(v) = mem.get(field).and_then(serde_json::Value::as_f64) {
@@ -287,33 +286,39 @@ impl Sources {
         let objects_floor = t.heap_objects.max(t.heap_objects_per_session * sessions);
         let gc = self.can_force_gc();
         let heap_source = if gc {
-            "pprof"
-        } else if self.metrics.is_some() && first.contains_key("heap_bytes") {
-            "metrics"
+            SourceKind::Pprof
+        } else if self.metrics.is_some() && first.contains_key(HEAP_BYTES) {
+            SourceKind::Metrics
         } else {
-            "expvar"
+            SourceKind::Expvar
         };
-        let count_source = if gc { "pprof" } else { "metrics" };
+        let count_source = if gc {
+            SourceKind::Pprof
+        } else {
+            SourceKind::Metrics
+        };
         let fd_source = if self.pid.is_some() {
-            "proc"
+            SourceKind::Proc
         } else {
-            "metrics"
+            SourceKind::Metrics
         };
-        let standard: [(&str, &'static str, bool, f64, &'static str); 13] = [
-            ("goroutines", "count", true, t.goroutines, count_source),
+        use SourceKind::{Pprof, Proc};
+        use Unit::{Bytes, Count};
+        let standard: [(&str, Unit, bool, f64, SourceKind); 13] = [
+            (GOROUTINES, Count, true, t.goroutines, count_source),
             // Proven leaks: one more every cycle is a leak.
-            (LEAKED_GOROUTINES, "count", true, 1.0, "pprof"),
-            ("heap_bytes", "bytes", gc, heap_floor, heap_source),
-            ("heap_objects", "count", gc, objects_floor, heap_source),
-            ("fds", "count", true, t.fds, fd_source),
-            ("stack_bytes", "bytes", false, heap_floor, heap_source),
-            ("heap_inuse", "bytes", false, heap_floor, heap_source),
-            ("sys_bytes", "bytes", false, heap_floor, heap_source),
-            ("sockets", "count", false, t.fds, "proc"),
-            ("pipes", "count", false, t.fds, "proc"),
-            ("other_fds", "count", false, t.fds, "proc"),
-            ("rss_bytes", "bytes", false, heap_floor, fd_source),
-            ("threads", "count", false, t.goroutines, "proc"),
+            (LEAKED_GOROUTINES, Count, true, 1.0, Pprof),
+            (HEAP_BYTES, Bytes, gc, heap_floor, heap_source),
+            (HEAP_OBJECTS, Count, gc, objects_floor, heap_source),
+            (FDS, Count, true, t.fds, fd_source),
+            (STACK_BYTES, Bytes, false, heap_floor, heap_source),
+            (HEAP_INUSE, Bytes, false, heap_floor, heap_source),
+            (SYS_BYTES, Bytes, false, heap_floor, heap_source),
+            (SOCKETS, Count, false, t.fds, Proc),
+            (PIPES, Count, false, t.fds, Proc),
+            (OTHER_FDS, Count, false, t.fds, Proc),
+            (RSS_BYTES, Bytes, false, heap_floor, fd_source),
+            (THREADS, Count, false, t.goroutines, Proc),
         ];
         let mut specs: Vec<SignalSpec> = standard
             .iter()
@@ -328,8 +333,8 @@ impl Sources {
             .collect();
         for (def, _) in &self.custom {
             let unit = match def.unit {
-                SignalUnit::Count => "count",
-                SignalUnit::Bytes => "bytes",
+                SignalUnit::Count => Unit::Count,
+                SignalUnit::Bytes => Unit::Bytes,
             };
             let floor = def.threshold.unwrap_or(match def.unit {
                 SignalUnit::Count => t.goroutines,
@@ -340,7 +345,7 @@ impl Sources {
                 unit,
                 decides: def.decides,
                 floor,
-                source: "metrics",
+                source: SourceKind::Metrics,
             });
         }
         // Deciding signals first, in a stable order.

@@ -14,11 +14,41 @@ use crate::pprof::{self, Goroutine, Profile};
 /// How many suspects of each kind a report keeps.
 const MAX_SUSPECTS_PER_KIND: usize = 10;
 
+/// What a suspect's stack holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SuspectKind {
+    /// Goroutines whose stack and wait state grew in number.
+    Goroutine,
+    /// Goroutines Go's `goroutineleak` profile proved leaked.
+    #[serde(rename = "goroutineleak")]
+    GoroutineLeak,
+    /// A heap allocation site whose in-use bytes grew.
+    Heap,
+}
+
+impl SuspectKind {
+    /// The name used in report.json and the reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SuspectKind::Goroutine => "goroutine",
+            SuspectKind::GoroutineLeak => "goroutineleak",
+            SuspectKind::Heap => "heap",
+        }
+    }
+}
+
+impl std::fmt::Display for SuspectKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Code that holds what grew.
 #[derive(Debug, Clone, Serialize)]
 pub struct Suspect {
-    /// `goroutine` or `heap`.
-    pub kind: &'static str,
+    /// Goroutines, proven leaked goroutines, or a heap site.
+    pub kind: SuspectKind,
     /// The function to look at: the first frame from the leaf in package
     /// main, else outside Go's standard library.
     pub function: String,
@@ -77,7 +107,7 @@ pub fn goroutines(
         .into_iter()
         .filter(|(_, (b, a, _))| a > b)
         .map(|((stack, state), (b, a, created_by))| Suspect {
-            kind: "goroutine",
+            kind: SuspectKind::Goroutine,
             function: pprof::focus_frame(stack).to_owned(),
             frames: stack.to_vec(),
             state: Some(state.to_owned()),
@@ -103,7 +133,15 @@ pub fn goroutines(
 /// each one is blocked on a channel or lock nothing running can reach.
 pub fn leaked(base: &Profile, after: &Profile, cycles: u32, sessions: u32) -> Vec<Suspect> {
     let proven = |_: &[String]| Some(PROVEN_LEAK.to_owned());
-    grown_sites("goroutineleak", proven, base, after, 0, cycles, sessions)
+    grown_sites(
+        SuspectKind::GoroutineLeak,
+        proven,
+        base,
+        after,
+        0,
+        cycles,
+        sessions,
+    )
 }
 
 /// The hint on every `goroutineleak` suspect.
@@ -119,13 +157,21 @@ pub fn heap(base: &Profile, after: &Profile, cycles: u32, sessions: u32) -> Vec<
     if base.value_index("inuse_space") != Some(index) {
         return Vec::new();
     }
-    grown_sites("heap", hint, base, after, index, cycles, sessions)
+    grown_sites(
+        SuspectKind::Heap,
+        hint,
+        base,
+        after,
+        index,
+        cycles,
+        sessions,
+    )
 }
 
 /// Suspects of `kind` from the stacks whose value at `index` grew between
 /// two profiles, largest growth first, each with `hint_for` its stack.
 fn grown_sites(
-    kind: &'static str,
+    kind: SuspectKind,
     hint_for: impl Fn(&[String]) -> Option<String>,
     base: &Profile,
     after: &Profile,
@@ -202,7 +248,7 @@ mod tests {
         let after = pprof::decode(pprof::fixtures::GOROUTINE_LEAK).unwrap();
         let s = leaked(&Profile::default(), &after, 2, 25);
         assert_eq!(s.len(), 1);
-        assert_eq!(s[0].kind, "goroutineleak");
+        assert_eq!(s[0].kind, SuspectKind::GoroutineLeak);
         assert_eq!(s[0].function, "main.handleLookup.func1");
         assert_eq!((s[0].base, s[0].after), (0, 50));
         assert!((s[0].per_session - 1.0).abs() < 1e-9);

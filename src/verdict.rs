@@ -14,6 +14,9 @@
 
 use serde::Serialize;
 
+use crate::exit;
+use crate::signal::{SourceKind, Unit, format_per_session, format_value, signed};
+
 /// The three outcomes, ordered by how much they demand attention.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -30,9 +33,9 @@ impl Verdict {
     /// The process exit code for this verdict (errors are 2).
     pub fn exit_code(self) -> u8 {
         match self {
-            Verdict::Pass => 0,
-            Verdict::Leak => 1,
-            Verdict::Inconclusive => 3,
+            Verdict::Pass => exit::PASS,
+            Verdict::Leak => exit::LEAK,
+            Verdict::Inconclusive => exit::INCONCLUSIVE,
         }
     }
 
@@ -51,10 +54,10 @@ impl Verdict {
 pub struct Series {
     /// Signal name, e.g. `goroutines`.
     pub name: String,
-    /// Unit of the values: `count` or `bytes`.
-    pub unit: &'static str,
-    /// Where it was read: `pprof`, `metrics`, `expvar` or `proc`.
-    pub source: &'static str,
+    /// Unit of the values.
+    pub unit: Unit,
+    /// Where it was read.
+    pub source: SourceKind,
     /// Whether this signal takes part in the overall verdict (exact counters
     /// do; lagging ones such as RSS are shown only).
     pub decides: bool,
@@ -74,9 +77,9 @@ pub struct SignalVerdict {
     /// Signal name.
     pub name: String,
     /// Unit of every value below.
-    pub unit: &'static str,
-    /// Where it was read: `pprof`, `metrics`, `expvar` or `proc`.
-    pub source: &'static str,
+    pub unit: Unit,
+    /// Where it was read.
+    pub source: SourceKind,
     /// This signal's verdict.
     pub verdict: Verdict,
     /// Whether it takes part in the overall verdict.
@@ -275,50 +278,16 @@ fn slope(baseline: f64, cycles: &[f64]) -> f64 {
     num / den
 }
 
-/// Human form of a value: bytes in KiB/MiB/GiB, counts as integers.
-pub fn format_value(v: f64, unit: &str) -> String {
-    if unit == "bytes" {
-        let a = v.abs();
-        let sign = if v < 0.0 { "-" } else { "" };
-        if a >= 1024.0 * 1024.0 * 1024.0 {
-            format!("{sign}{:.2} GiB", a / (1024.0 * 1024.0 * 1024.0))
-        } else if a >= 1024.0 * 1024.0 {
-            format!("{sign}{:.2} MiB", a / (1024.0 * 1024.0))
-        } else if a >= 1024.0 {
-            format!("{sign}{:.1} KiB", a / 1024.0)
-        } else {
-            format!("{sign}{a:.0} B")
-        }
-    } else if v.fract().abs() < 1e-9 {
-        format!("{v:.0}")
-    } else {
-        format!("{v:.1}")
-    }
-}
-
-fn signed(v: f64, unit: &str) -> String {
-    let s = format_value(v, unit);
-    if v > 0.0 { format!("+{s}") } else { s }
-}
-
-/// Per-session figures are small: show counts with two decimals.
-pub fn format_per_session(v: f64, unit: &str) -> String {
-    if unit == "bytes" {
-        format_value(v, unit)
-    } else {
-        format!("{v:.2}")
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::signal::name;
 
     fn series(baseline: f64, cycles: &[f64], threshold: f64) -> Series {
         Series {
-            name: "goroutines".to_owned(),
-            unit: "count",
-            source: "pprof",
+            name: name::GOROUTINES.to_owned(),
+            unit: Unit::Count,
+            source: SourceKind::Pprof,
             decides: true,
             baseline,
             cycles: cycles.to_vec(),
@@ -466,13 +435,5 @@ mod tests {
         assert_eq!(Verdict::Pass.exit_code(), 0);
         assert_eq!(Verdict::Leak.exit_code(), 1);
         assert_eq!(Verdict::Inconclusive.exit_code(), 3);
-    }
-
-    #[test]
-    fn values_are_formatted_for_people() {
-        assert_eq!(format_value(1536.0, "bytes"), "1.5 KiB");
-        assert_eq!(format_value(3.0 * 1024.0 * 1024.0, "bytes"), "3.00 MiB");
-        assert_eq!(format_value(-512.0, "bytes"), "-512 B");
-        assert_eq!(format_value(600.0, "count"), "600");
     }
 }

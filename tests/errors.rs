@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use leakbench::pprof::{self, proto};
 
-const EXIT_ERROR: i32 = 2;
+const EXIT_ERROR: i32 = leakbench::exit::ERROR as i32;
 
 /// Longest any of these runs may take: each fails at its first bad answer,
 /// within seconds; the bound only stops a hang from hanging the suite.

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-const EXIT_INTERRUPTED: i32 = 130;
+const EXIT_INTERRUPTED: i32 = leakbench::exit::INTERRUPTED as i32;
 
 /// Longest wait for any one progress line or for the exit: a phase takes
 /// seconds; this only keeps a broken run from hanging the suite.

@@ -16,7 +16,7 @@ use common::{Case, EXIT_ERROR, EXIT_LEAK, EXIT_PASS, Live};
 use serde_json::Value;
 
 /// Exit code of a run stopped by SIGINT, as shells report death by SIGINT.
-const EXIT_INTERRUPTED: i32 = 130;
+const EXIT_INTERRUPTED: i32 = leakbench::exit::INTERRUPTED as i32;
 
 /// fdleak, clean, on `/open`: a target that passes unless something else
 /// goes wrong.

@@ -9,7 +9,7 @@ mod common;
 use common::{EXIT_PASS, free_port, go_targets, run_scenario_text, serial};
 
 /// Exit code of an inconclusive run.
-const EXIT_INCONCLUSIVE: i32 = 3;
+const EXIT_INCONCLUSIVE: i32 = leakbench::exit::INCONCLUSIVE as i32;
 
 /// A benchsrv scenario refusing `percent` % of sessions; `load` is added to
 /// the `[load]` table.

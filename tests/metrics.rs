@@ -18,7 +18,7 @@ use common::{EXIT_LEAK, EXIT_PASS, Outcome, toml_str};
 use serde_json::Value;
 
 /// Exit code of an inconclusive run.
-const EXIT_INCONCLUSIVE: i32 = 3;
+const EXIT_INCONCLUSIVE: i32 = leakbench::exit::INCONCLUSIVE as i32;
 
 /// Sessions per cycle, one request each.
 const SESSIONS: u32 = 200;

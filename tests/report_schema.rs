@@ -24,7 +24,7 @@ fn unit_built_report_matches_schema() {
 fn partial_report_matches_schema() {
     // What an interrupted run writes: no signals, suspects or profiles yet.
     let mut r = leaking_report();
-    r.status = leakbench::run::Status::Interrupted;
+    r.status = leakbench::report::Status::Interrupted;
     r.verdict = leakbench::verdict::Verdict::Inconclusive;
     r.signals.clear();
     r.suspects.clear();

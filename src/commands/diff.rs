@@ -14,7 +14,7 @@ use std::fmt::Write;
 use anyhow::{Context, Result, bail};
 
 use crate::pprof::{self, Profile, focus_frame};
-use crate::verdict::format_value;
+use crate::signal::{Unit, format_value};
 
 /// Frames shown per stack.
 const FRAMES_SHOWN: usize = 8;
@@ -167,16 +167,16 @@ pub fn compare(base: &Profile, after: &Profile) -> Result<Diff> {
     })
 }
 
-fn signed(v: i64, unit: &str) -> String {
+fn signed(v: i64, unit: Unit) -> String {
     let s = format_value(v as f64, unit);
     if v > 0 { format!("+{s}") } else { s }
 }
 
 impl Diff {
-    fn unit(&self) -> &'static str {
+    fn unit(&self) -> Unit {
         match self.kind {
-            Kind::Heap => "bytes",
-            Kind::Goroutine => "count",
+            Kind::Heap => Unit::Bytes,
+            Kind::Goroutine => Unit::Count,
         }
     }
 
@@ -232,7 +232,7 @@ impl Diff {
                     "{:>11}{:>14}",
                     format!("{:+}", g.delta_objects),
                     g.bytes_per_object()
-                        .map_or("-".to_owned(), |v| format_value(v, "bytes"))
+                        .map_or("-".to_owned(), |v| format_value(v, Unit::Bytes))
                 );
             }
             let _ = writeln!(o, "  {}", g.site);
@@ -247,7 +247,7 @@ impl Diff {
                 (Kind::Heap, Some(v)) => format!(
                     " in {:+} objects ({} each)",
                     g.delta_objects,
-                    format_value(v, "bytes")
+                    format_value(v, Unit::Bytes)
                 ),
                 (Kind::Heap, None) => format!(" in {:+} objects", g.delta_objects),
                 (Kind::Goroutine, _) => String::new(),
@@ -336,7 +336,7 @@ mod tests {
             .expect("a site row");
         assert!(first_site.ends_with("main.retain"), "{text}");
         assert!(
-            first_site.contains(&format_value(per_object, "bytes")),
+            first_site.contains(&format_value(per_object, Unit::Bytes)),
             "{text}"
         );
     }

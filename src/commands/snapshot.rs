@@ -11,8 +11,8 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 
 use crate::settle::{self, BASELINE_QUIET, Goal, Tolerance};
+use crate::signal::{Unit, format_value};
 use crate::sources::{Reading, Sources};
-use crate::verdict::format_value;
 
 /// Files a snapshot writes, in the order listed to the user.
 pub const FILES: [&str; 4] = [
@@ -98,9 +98,9 @@ pub async fn execute(url: &str, dir: &Path, settle_for: Duration, pid: Option<u3
     println!(
         "{url}: {} goroutines, heap {} in {} objects, stacks {}{fds} (after forced GCs{})",
         c.goroutines,
-        format_value(c.heap_bytes as f64, "bytes"),
+        format_value(c.heap_bytes as f64, Unit::Bytes),
         c.heap_objects,
-        format_value(c.stack_bytes as f64, "bytes"),
+        format_value(c.stack_bytes as f64, Unit::Bytes),
         record
             .settled
             .as_deref()

@@ -9,9 +9,9 @@
 
 use std::fmt::Write;
 
-use super::svg::{Band, Chart, Line, Reference, Unit, esc};
+use super::model::{PhaseKind, Verdict, format_per_session, format_value};
+use super::svg::{Axis, Band, Chart, Line, Reference, esc};
 use super::{Render, Report, latency_kind, suspect_unit};
-use crate::verdict::{Verdict, format_per_session, format_value};
 
 /// Chart size (viewBox units; the page scales it to its width).
 const CHART: (f64, f64) = (900.0, 260.0);
@@ -141,14 +141,14 @@ fn per_cycle(o: &mut String, r: &Report) {
     for (name, unit, colour, id, title) in [
         (
             "goroutines",
-            Unit::Count,
+            Axis::Count,
             GOROUTINE_COLOUR,
             "chart-cycles-goroutines",
             "Goroutines after each cycle (settled, after forced GCs) against baseline",
         ),
         (
             "heap_bytes",
-            Unit::Bytes,
+            Axis::Bytes,
             HEAP_COLOUR,
             "chart-cycles-heap",
             "Live heap after each cycle (settled, after forced GCs) against baseline",
@@ -246,7 +246,7 @@ fn timeline(o: &mut String, r: &Report) {
     for (name, unit, colour, id, title, key) in [
         (
             "goroutines",
-            Unit::Count,
+            Axis::Count,
             GOROUTINE_COLOUR,
             "chart-timeline-goroutines",
             "Goroutines through the run",
@@ -254,7 +254,7 @@ fn timeline(o: &mut String, r: &Report) {
         ),
         (
             "heap_bytes",
-            Unit::Bytes,
+            Axis::Bytes,
             HEAP_COLOUR,
             "chart-timeline-heap",
             "Live heap through the run",
@@ -324,7 +324,7 @@ fn latency(o: &mut String, r: &Report) {
         id: "chart-latency".to_owned(),
         title: format!("{} latency percentiles per cycle", kind.label()),
         size: CHART,
-        unit: Unit::Micros,
+        unit: Axis::Micros,
         lines: vec![
             series("p50", "#2e8b3a", |l| l.p50_us),
             series("p90", "#6a4fb3", |l| l.p90_us),
@@ -380,8 +380,8 @@ fn latency(o: &mut String, r: &Report) {
     o.push_str("</section>\n");
 }
 
-fn phase_label(kind: &str, index: u32) -> String {
-    if kind == "warmup" {
+fn phase_label(kind: PhaseKind, index: u32) -> String {
+    if kind == PhaseKind::Warmup {
         format!("warm-up {index}")
     } else {
         format!("cycle {index}")
@@ -405,7 +405,7 @@ fn suspects(o: &mut String, r: &Report) {
             o,
             "<article class=\"suspect\"><h3>{}. {} +{} ({} per cycle, {} per session){} — <code>{}</code></h3>",
             i + 1,
-            esc(s.kind),
+            esc(s.kind.as_str()),
             esc(&format_value((s.after - s.base) as f64, unit)),
             esc(&format_value(s.per_cycle.round(), unit)),
             esc(&format_per_session(s.per_session, unit)),

@@ -4,9 +4,8 @@
 
 use std::fmt::Write;
 
+use super::model::{Status, Verdict, format_per_session, format_value};
 use super::{Render, Report, escape, suspect_unit};
-use crate::run::Status;
-use crate::verdict::{Verdict, format_per_session, format_value};
 
 /// JUnit XML as read by Jenkins, GitLab and GitHub test reporters.
 pub struct Junit;

@@ -2,9 +2,9 @@
 
 use std::fmt::Write;
 
+use super::model::{PhaseKind, Verdict, format_per_session, format_value};
 use super::text::us;
 use super::{Render, Report, latency_kind, suspect_unit};
-use crate::verdict::{Verdict, format_per_session, format_value};
 
 /// Markdown summary.
 pub struct Markdown;
@@ -96,7 +96,7 @@ impl Render for Markdown {
                 let _ = writeln!(
                     o,
                     "| {} {} | {} | {failed} | {} in {:.1} s | {} | {} |",
-                    if p.kind == "warmup" {
+                    if p.kind == PhaseKind::Warmup {
                         "warm-up"
                     } else {
                         "cycle"

@@ -6,13 +6,8 @@
 
 use std::collections::BTreeMap;
 
-use super::{Phase, Report, SCHEMA, TimelinePoint};
-use crate::load::{CycleLoad, LatencySummary};
-use crate::run::Status;
-use crate::settle::{Ending, Settled, Tolerance};
-use crate::sources::Reading;
-use crate::suspects::Suspect;
-use crate::verdict::{self, Series, Verdict};
+use super::model::*;
+use crate::verdict::{self, Series};
 
 const SESSIONS: u32 = 200;
 
@@ -103,7 +98,7 @@ pub fn leaking_report() -> Report {
     let series = |name: &str, unit, decides, threshold| Series {
         name: name.to_owned(),
         unit,
-        source: "pprof",
+        source: SourceKind::Pprof,
         decides,
         baseline: base[name],
         cycles: cycles.iter().map(|c| c[name]).collect(),
@@ -111,17 +106,17 @@ pub fn leaking_report() -> Report {
         still_changing: false,
     };
     let signals = [
-        series("goroutines", "count", true, 2.0),
-        series("heap_bytes", "bytes", true, 65_536.0),
-        series("heap_objects", "count", true, 256.0),
-        series("stack_bytes", "bytes", false, 65_536.0),
+        series(name::GOROUTINES, Unit::Count, true, 2.0),
+        series(name::HEAP_BYTES, Unit::Bytes, true, 65_536.0),
+        series(name::HEAP_OBJECTS, Unit::Count, true, 256.0),
+        series(name::STACK_BYTES, Unit::Bytes, false, 65_536.0),
     ]
     .iter()
     .map(|s| verdict::judge(s, SESSIONS))
     .collect::<Vec<_>>();
 
     let mut phases = vec![Phase {
-        kind: "warmup",
+        kind: PhaseKind::Warmup,
         index: 1,
         load: load(800, 0),
         settle: settled(Ending::Quiet, 1.6, base.clone()),
@@ -129,7 +124,7 @@ pub fn leaking_report() -> Report {
     }];
     for (k, c) in cycles.iter().enumerate() {
         phases.push(Phase {
-            kind: "cycle",
+            kind: PhaseKind::Cycle,
             index: k as u32 + 1,
             load: load(1000 + 250 * k as u64, if k == 1 { 2 } else { 0 }),
             settle: settled(Ending::Quiet, 6.0 + 0.2 * k as f64, c.clone()),
@@ -174,7 +169,7 @@ pub fn leaking_report() -> Report {
     .to_vec();
     let suspects = vec![
         Suspect {
-            kind: "goroutine",
+            kind: SuspectKind::Goroutine,
             function: "main.(*client).writePump".to_owned(),
             frames,
             state: Some("chan receive".to_owned()),
@@ -186,7 +181,7 @@ pub fn leaking_report() -> Report {
             hint: None,
         },
         Suspect {
-            kind: "heap",
+            kind: SuspectKind::Heap,
             function: "main.newClient".to_owned(),
             frames: vec!["main.newClient".to_owned(), "main.serveWs".to_owned()],
             state: None,

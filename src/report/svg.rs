@@ -6,7 +6,7 @@
 use std::fmt::Write;
 
 pub use super::escape as esc;
-use crate::verdict::format_value;
+use super::model::{self, format_value};
 
 /// Plot area margins inside the SVG: left (tick labels), right, top (legend), bottom (x labels).
 const MARGIN: (f64, f64, f64, f64) = (78.0, 16.0, 34.0, 42.0);
@@ -46,7 +46,7 @@ pub struct Reference {
 
 /// How y values print.
 #[derive(Clone, Copy)]
-pub enum Unit {
+pub enum Axis {
     /// Plain numbers.
     Count,
     /// Bytes, in KiB/MiB/GiB.
@@ -55,23 +55,23 @@ pub enum Unit {
     Micros,
 }
 
-impl Unit {
+impl Axis {
     fn format(self, v: f64) -> String {
         match self {
-            Unit::Count => format_value(v, "count"),
-            Unit::Bytes => format_value(v, "bytes"),
-            Unit::Micros if v < 0.5 => "0".to_owned(),
-            Unit::Micros => super::text::us(v.round() as u64),
+            Axis::Count => format_value(v, model::Unit::Count),
+            Axis::Bytes => format_value(v, model::Unit::Bytes),
+            Axis::Micros if v < 0.5 => "0".to_owned(),
+            Axis::Micros => super::text::us(v.round() as u64),
         }
     }
 }
 
-impl Unit {
+impl Axis {
     /// About five round ticks over `lo..=hi`; bytes are round in KiB or MiB.
     fn ticks(self, lo: f64, hi: f64) -> Vec<f64> {
         let scale = match self {
-            Unit::Bytes if hi >= 1024.0 * 1024.0 => 1024.0 * 1024.0,
-            Unit::Bytes if hi >= 1024.0 => 1024.0,
+            Axis::Bytes if hi >= 1024.0 * 1024.0 => 1024.0 * 1024.0,
+            Axis::Bytes if hi >= 1024.0 => 1024.0,
             _ => 1.0,
         };
         ticks(lo / scale, hi / scale, 5)
@@ -90,7 +90,7 @@ pub struct Chart {
     /// Width and height of the viewBox.
     pub size: (f64, f64),
     /// y unit.
-    pub unit: Unit,
+    pub unit: Axis,
     /// Series.
     pub lines: Vec<Line>,
     /// Shaded ranges drawn under everything.
@@ -202,7 +202,12 @@ impl Chart {
             Some(labels) => labels.clone(),
             None => ticks(x_lo, x_hi, 8)
                 .into_iter()
-                .map(|t| (t, format!("{}{}", format_value(t, "count"), self.x_suffix)))
+                .map(|t| {
+                    (
+                        t,
+                        format!("{}{}", format_value(t, model::Unit::Count), self.x_suffix),
+                    )
+                })
                 .collect(),
         };
         for (x, label) in &x_ticks {
@@ -309,7 +314,7 @@ mod tests {
 
     #[test]
     fn byte_ticks_are_round_in_binary_units() {
-        let t = Unit::Bytes.ticks(0.0, 6.0 * 1024.0 * 1024.0);
+        let t = Axis::Bytes.ticks(0.0, 6.0 * 1024.0 * 1024.0);
         let mib = 1024.0 * 1024.0;
         assert!(t.len() >= 3, "{t:?}");
         assert!(t.iter().all(|v| v % mib == 0.0), "{t:?}");
@@ -321,7 +326,7 @@ mod tests {
             id: "c".into(),
             title: "a <b> & c".into(),
             size: (600.0, 200.0),
-            unit: Unit::Count,
+            unit: Axis::Count,
             lines: vec![Line {
                 name: "g<1>".into(),
                 points: vec![(0.0, 1.0), (1.0, 5.0)],

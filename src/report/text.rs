@@ -10,9 +10,8 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::io::IsTerminal;
 
+use super::model::{PhaseKind, Status, Verdict, format_per_session, format_value};
 use super::{Render, Report, latency_kind, suspect_unit, trimmed_frames};
-use crate::run::Status;
-use crate::verdict::{Verdict, format_per_session, format_value};
 
 /// Frames shown per suspect before the rest are elided.
 pub const FRAMES_SHOWN: usize = 8;
@@ -218,7 +217,7 @@ impl Text {
         for p in &r.phases {
             let l = &p.load;
             let lat = kind.of(l);
-            let name = if p.kind == "warmup" {
+            let name = if p.kind == PhaseKind::Warmup {
                 format!("warm-up {}", p.index)
             } else {
                 format!("cycle {}", p.index)

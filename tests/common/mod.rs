@@ -22,11 +22,15 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 /// Exit code of a run that found no leak.
-pub const EXIT_PASS: i32 = 0;
+pub const EXIT_PASS: i32 = leakbench::exit::PASS as i32;
 /// Exit code of a run that found a leak.
-pub const EXIT_LEAK: i32 = 1;
+pub const EXIT_LEAK: i32 = leakbench::exit::LEAK as i32;
 /// Exit code of a run that could not be carried out.
-pub const EXIT_ERROR: i32 = 2;
+pub const EXIT_ERROR: i32 = leakbench::exit::ERROR as i32;
+/// Exit code of a run whose evidence supports neither answer.
+pub const EXIT_INCONCLUSIVE: i32 = leakbench::exit::INCONCLUSIVE as i32;
+/// Exit code of an interrupted run.
+pub const EXIT_INTERRUPTED: i32 = leakbench::exit::INTERRUPTED as i32;
 
 /// Longest a single `leakbench run` may take before the test kills it: four
 /// cycles of 200 sessions, each allowed the default 30 s settle, with room

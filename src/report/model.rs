@@ -1,0 +1,135 @@
+//! The report model: everything a run found, as the renderers read it and
+//! as report.json stores it.
+//!
+//! Renderers import this module only, never the protocol that filled it.
+//! The finding types come from the stage that produces them (the verdict,
+//! suspects, load, settle) and are re-exported here so that a renderer
+//! needs one import.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+pub use crate::load::{CycleLoad, LatencySummary};
+pub use crate::settle::{Ending, Settled, Tolerance};
+pub use crate::signal::{SourceKind, Unit, format_per_session, format_value, name, signed};
+pub use crate::sources::Reading;
+pub use crate::suspects::{Suspect, SuspectKind};
+pub use crate::verdict::{SignalVerdict, Verdict};
+
+/// Version of report.json's layout; bumped on any incompatible change.
+pub const SCHEMA: &str = "leakbench.report/v1";
+
+/// Everything a run found, as written to report.json.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// Layout version, [`SCHEMA`].
+    pub schema: &'static str,
+    /// leakbench's version.
+    pub leakbench: &'static str,
+    /// `complete`, or `interrupted` / `error` for a partial report.
+    pub status: Status,
+    /// Scenario name.
+    pub name: String,
+    /// Scenario file.
+    pub scenario: String,
+    /// The scenario file's text as it was when the run ended (absent if it
+    /// could not be read back), so a report says exactly what ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scenario_text: Option<String>,
+    /// The URL sessions went to.
+    pub url: String,
+    /// The pprof base URL probed (empty when pprof is not a source).
+    pub pprof: String,
+    /// Every signal source read, in one line.
+    pub sources: String,
+    /// The overall verdict.
+    pub verdict: Verdict,
+    /// Why, one sentence per reason, most important first.
+    pub reasons: Vec<String>,
+    /// Sessions per cycle.
+    pub sessions: u32,
+    /// Unmeasured warm-up cycles run.
+    pub warmup: u32,
+    /// Measured cycles run.
+    pub cycles: u32,
+    /// One entry per signal, deciding ones first.
+    pub signals: Vec<SignalVerdict>,
+    /// Code holding what grew, most significant first.
+    pub suspects: Vec<Suspect>,
+    /// Per deciding signal, the tolerance used by settle and verdict (growth
+    /// per cycle below this is noise), in the signal's unit.
+    pub tolerance: Tolerance,
+    /// Every cycle, warm-up included, in order.
+    pub phases: Vec<Phase>,
+    /// Counters sampled through the run, for charts.
+    pub timeline: Vec<TimelinePoint>,
+    /// Profiles written next to report.json: role -> file name.
+    pub profiles: BTreeMap<String, String>,
+    /// Wall time of the whole run, seconds.
+    pub duration_s: f64,
+}
+
+/// One cycle of load and what followed it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Phase {
+    /// A warm-up or a measured cycle.
+    pub kind: PhaseKind,
+    /// 1-based index within its kind.
+    pub index: u32,
+    /// What the load did.
+    pub load: CycleLoad,
+    /// How the target settled afterwards.
+    pub settle: Settled,
+    /// Signals measured after settling (after forced GCs where pprof is a
+    /// source), by name; absent for warm-ups.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub measured: Option<Reading>,
+}
+
+/// A sample of the target's counters during the run.
+#[derive(Debug, Clone, Serialize)]
+pub struct TimelinePoint {
+    /// Seconds since the run started.
+    pub t_s: f64,
+    /// What leakbench was doing: `warmup`, `baseline`, `cycle N`, `final`.
+    pub phase: String,
+    /// Every signal read at that moment, by name (e.g. `goroutines`,
+    /// `heap_bytes` after one forced GC, `fds`).
+    pub values: Reading,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Every cycle ran and a verdict was reached.
+    Complete,
+    /// Stopped by SIGINT or SIGTERM; the report holds what was measured.
+    Interrupted,
+    /// Stopped by an error (target died, probe failed); partial report.
+    Error,
+}
+
+/// Which kind of cycle a [`Phase`] was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PhaseKind {
+    /// An unmeasured cycle before the baseline.
+    Warmup,
+    /// A measured cycle.
+    Cycle,
+}
+
+impl Report {
+    /// The process exit code for this report: the verdict's for a complete
+    /// run, [`exit::INTERRUPTED`](crate::exit::INTERRUPTED) or
+    /// [`exit::ERROR`](crate::exit::ERROR) for a partial one.
+    pub fn exit_code(&self) -> u8 {
+        match self.status {
+            Status::Complete => self.verdict.exit_code(),
+            Status::Interrupted => crate::exit::INTERRUPTED,
+            Status::Error => crate::exit::ERROR,
+        }
+    }
+}

@@ -7,15 +7,10 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::{Parser, Subcommand};
 
-use crate::commands::{diff, init, snapshot};
-use crate::exit::error_line;
-use crate::redact::Redactor;
-use crate::report::{Render, html::Html, json::Json, junit::Junit, markdown::Markdown, text::Text};
-use crate::run::{self, RunOptions};
-use crate::scenario::Scenario;
+use crate::commands::{diff, init, run, runtime, snapshot, validate};
 
 /// Leak verdicts under load: open sessions against a service, close them,
 /// let it settle, and judge whether goroutines and memory came back.
@@ -89,14 +84,6 @@ enum Command {
     },
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
-    crate::alloc::configure();
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")
-}
-
 /// Runs the parsed command and returns the process exit code.
 pub fn execute(cli: Cli) -> Result<ExitCode> {
     match cli.command {
@@ -104,79 +91,9 @@ pub fn execute(cli: Cli) -> Result<ExitCode> {
             scenario,
             out,
             quiet,
-        } => {
-            let scenario = Scenario::load(&scenario)?;
-            // Everything printed or written below goes through this.
-            let redactor = Redactor::from_scenario(&scenario);
-            let options = RunOptions { out, quiet };
-            let runtime = runtime()?;
-            let outcome = runtime
-                .block_on(run::run(&scenario, &options))
-                .map_err(|e| anyhow::anyhow!("{}", redactor.redact(&error_line(&e))))?;
-            let report = &outcome.report;
-            print!("{}", redactor.redact(&Text::detect().render(report)));
-            if let Some(dir) = &options.out {
-                let formats: [&dyn Render; 4] = [&Json, &Junit, &Markdown, &Html];
-                for format in formats {
-                    let path = dir.join(format.file_name());
-                    std::fs::write(&path, redactor.redact(&format.render(report)).as_bytes())
-                        .with_context(|| format!("writing {}", path.display()))?;
-                }
-                println!("  report: {}", dir.join("report.html").display());
-                if report.profiles.contains_key("heap_diff") {
-                    println!(
-                        "  what grew: go tool pprof -top {0}/diff-heap.pb.gz   (or -base {0}/heap-base.pb.gz {0}/heap-final.pb.gz)",
-                        dir.display()
-                    );
-                }
-            }
-            if let Some(e) = &outcome.error {
-                eprintln!("leakbench: error: {}", redactor.redact(&error_line(e)));
-            }
-            // The runtime may hold a blocked stdin reader or a signal task; do
-            // not wait for them.
-            runtime.shutdown_background();
-            Ok(ExitCode::from(outcome.report.exit_code()))
-        }
+        } => run::execute(scenario, out, quiet),
         Command::Validate { scenario } => {
-            let s = Scenario::load(&scenario)?;
-            let redactor = Redactor::from_scenario(&s);
-            println!("{}: valid", scenario.display());
-            let target = format!("  target   {} ({:?})", s.target.url, s.target.transport);
-            println!("{}", redactor.redact(&target));
-            let sources: Vec<String> = [
-                s.target.pprof.as_ref().map(|u| format!("pprof {u}")),
-                s.target.metrics.as_ref().map(|u| format!("metrics {u}")),
-                s.target.expvar.as_ref().map(|u| format!("expvar {u}")),
-                s.target.pid.map(|p| format!("/proc/{p}")),
-                s.target
-                    .command
-                    .as_ref()
-                    .map(|_| "/proc of the started target".to_owned()),
-            ]
-            .into_iter()
-            .flatten()
-            .collect();
-            println!(
-                "{}",
-                redactor.redact(&format!("  sources  {}", sources.join(", ")))
-            );
-            for sig in &s.signals {
-                println!(
-                    "  signal   {} from {:?}{}",
-                    sig.name,
-                    sig.selector.name,
-                    if sig.decides { "" } else { " (shown only)" }
-                );
-            }
-            if let Some(cmd) = &s.target.command {
-                println!("  command  {}", redactor.redact(&cmd.join(" ")));
-            }
-            println!(
-                "  load     {} sessions per cycle, {} at once, {} warm-up + {} measured cycles, close {:?}",
-                s.load.sessions, s.load.concurrency, s.load.warmup, s.load.cycles, s.load.close
-            );
-            println!("  settle   up to {:?} per cycle", s.settle.timeout);
+            validate::execute(&scenario)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Init { kind, out, force } => {

@@ -2,23 +2,30 @@
 //! settle, and judge from its runtime counters and profiles whether memory,
 //! goroutines or descriptors failed to come back.
 //!
-//! The binary is a thin shell over [`run::run`]; every stage is a module:
-//! [`scenario`] validates input, [`load`] drives sessions, [`probe`] reads the
-//! target, [`settle`] waits for it, [`verdict`] judges, [`report`] writes.
+//! Data flows one way, and each stage is a module:
+//! [`scenario`] validates input; [`protocol`] runs the phases, driving
+//! [`load`], reading [`sources`] and waiting in [`settle`]; [`verdict`]
+//! judges; [`suspects`] attributes; [`report::model`] holds the findings that
+//! the renderers in [`report`] turn into text, and [`output`] writes them.
+//! [`signal`] and [`exit`] are the vocabulary and the exit-code contract
+//! every stage shares; [`commands`] holds one module per subcommand, and
+//! [`cli`] parses the command line into them. `tests/architecture.rs`
+//! fails on any import that runs against this flow.
 
 pub mod alloc;
 pub mod cli;
 pub mod commands;
 pub mod exit;
 pub mod load;
+pub mod output;
 pub mod pprof;
 pub mod probe;
 pub mod procfs;
 pub mod progress;
 pub mod prom;
+pub mod protocol;
 pub mod redact;
 pub mod report;
-pub mod run;
 pub mod scenario;
 pub mod settle;
 pub mod signal;

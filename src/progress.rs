@@ -16,7 +16,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::redact::Redactor;
 use crate::signal::{Unit, format_value, name};
-use crate::sources::Reading;
+use crate::sources::{Reading, SignalSpec};
 
 /// How often the live line redraws by itself (spinner and elapsed time).
 const TICK: Duration = Duration::from_millis(120);
@@ -165,9 +165,78 @@ pub fn settle_message(polls: u32, now: &Reading, baseline: Option<&Reading>) -> 
     format!("{what} (poll {polls}): {}", parts.join(", "))
 }
 
+/// "206 goroutines, heap_bytes 2.20 MiB, ..." for the deciding signals.
+pub fn describe(r: &Reading, specs: &[SignalSpec]) -> String {
+    specs
+        .iter()
+        .filter(|x| x.decides)
+        .map(|x| {
+            format!(
+                "{} {}",
+                x.name,
+                format_value(r.get(&x.name).copied().unwrap_or(0.0), x.unit)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// "goroutines 406 (+200), ..." for the deciding signals.
+pub fn describe_change(base: &Reading, r: &Reading, specs: &[SignalSpec]) -> String {
+    specs
+        .iter()
+        .filter(|x| x.decides)
+        .map(|x| {
+            let now = r.get(&x.name).copied().unwrap_or(0.0);
+            let delta = now - base.get(&x.name).copied().unwrap_or(0.0);
+            let sign = if delta > 0.0 { "+" } else { "" };
+            format!(
+                "{} {} ({sign}{})",
+                x.name,
+                format_value(now, x.unit),
+                format_value(delta, x.unit)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn describe_names_deciding_signals_with_their_units() {
+        let spec = |name: &str, unit, decides| SignalSpec {
+            name: name.to_owned(),
+            unit,
+            decides,
+            floor: 1.0,
+            source: crate::signal::SourceKind::Pprof,
+        };
+        let specs = [
+            spec(name::GOROUTINES, Unit::Count, true),
+            spec(name::HEAP_BYTES, Unit::Bytes, true),
+            spec(name::RSS_BYTES, Unit::Bytes, false),
+        ];
+        let base: Reading = [
+            (name::GOROUTINES.to_owned(), 206.0),
+            (name::HEAP_BYTES.to_owned(), 2.0 * 1024.0 * 1024.0),
+            (name::RSS_BYTES.to_owned(), 1e7),
+        ]
+        .into();
+        assert_eq!(
+            describe(&base, &specs),
+            "goroutines 206, heap_bytes 2.00 MiB"
+        );
+        let mut now = base.clone();
+        now.insert(name::GOROUTINES.to_owned(), 406.0);
+        now.insert(name::HEAP_BYTES.to_owned(), 1024.0 * 1024.0);
+        assert_eq!(
+            describe_change(&base, &now, &specs),
+            "goroutines 406 (+200), heap_bytes 1.00 MiB (-1.00 MiB)"
+        );
+    }
 
     #[test]
     fn quiet_wins_over_any_terminal() {

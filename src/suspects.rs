@@ -10,6 +10,10 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::pprof::{self, Goroutine, Profile};
+use crate::probe::Snapshot;
+use crate::settle::Tolerance;
+use crate::signal::name;
+use crate::verdict::{SignalVerdict, Verdict};
 
 /// How many suspects of each kind a report keeps.
 const MAX_SUSPECTS_PER_KIND: usize = 10;
@@ -200,9 +204,147 @@ fn grown_sites(
         .collect()
 }
 
+/// Suspects, the kinds whose signals did not pass first.
+///
+/// A suspect must hold a share worth reading: goroutine stacks at least the
+/// goroutine tolerance, heap sites at least a quarter of the heap tolerance
+/// and 1% of the heap's growth (the probe's own connection and sampling
+/// noise stay out).
+pub fn attribute(
+    base: &Snapshot,
+    last: &Snapshot,
+    signals: &[SignalVerdict],
+    tolerance: &Tolerance,
+    cycles: u32,
+    sessions: u32,
+) -> Vec<Suspect> {
+    let failing = |name: &str| {
+        signals
+            .iter()
+            .any(|s| s.name == name && s.decides && s.verdict != Verdict::Pass)
+    };
+    let goroutines_grew = failing(name::GOROUTINES);
+    let heap_grew = failing(name::HEAP_BYTES) || failing(name::HEAP_OBJECTS);
+    let mut out = Vec::new();
+    // Proven leaks come first, whatever else grew.
+    if failing(name::LEAKED_GOROUTINES) || goroutines_grew {
+        if let (Some(b), Some(a)) = (&base.goroutine_leaks, &last.goroutine_leaks) {
+            out.extend(leaked(&b.profile, &a.profile, cycles, sessions));
+        }
+    }
+    let g = match (
+        pprof::parse_goroutines(&base.goroutine_dump),
+        pprof::parse_goroutines(&last.goroutine_dump),
+    ) {
+        (Ok(b), Ok(a)) if goroutines_grew => goroutines(&b, &a, cycles, sessions),
+        _ => Vec::new(),
+    };
+    let h = if heap_grew || goroutines_grew {
+        heap(&base.heap, &last.heap, cycles, sessions)
+    } else {
+        Vec::new()
+    };
+    let growth = |s: &Suspect| (s.after - s.base) as f64;
+    let min_goroutines = tolerance
+        .get(name::GOROUTINES)
+        .copied()
+        .unwrap_or(1.0)
+        .max(1.0);
+    let g = g.into_iter().filter(|s| growth(s) >= min_goroutines);
+    let heap_growth = signals
+        .iter()
+        .find(|s| s.name == name::HEAP_BYTES)
+        .map_or(0.0, |s| s.growth);
+    let heap_tolerance = tolerance.get(name::HEAP_BYTES).copied().unwrap_or(0.0);
+    let min_heap = (heap_tolerance / 4.0).max(0.01 * heap_growth);
+    let h = h.into_iter().filter(|s| growth(s) >= min_heap);
+    if heap_grew && !goroutines_grew {
+        out.extend(h);
+        out.extend(g);
+    } else {
+        out.extend(g);
+        out.extend(h);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn snapshot(heap: &[u8], dump: &str) -> Snapshot {
+        Snapshot {
+            at: std::time::Instant::now(),
+            counters: crate::probe::Counters::default(),
+            heap_profile: bytes::Bytes::new(),
+            heap: pprof::decode(heap).expect("a captured heap profile"),
+            goroutine_profile: bytes::Bytes::new(),
+            goroutine_dump: dump.to_owned(),
+            goroutine_leaks: None,
+        }
+    }
+
+    fn verdict(name: &str, v: Verdict, growth: f64) -> SignalVerdict {
+        SignalVerdict {
+            name: name.to_owned(),
+            unit: crate::signal::Unit::Count,
+            source: crate::signal::SourceKind::Pprof,
+            verdict: v,
+            decides: true,
+            baseline: 0.0,
+            cycles: vec![growth],
+            growth,
+            per_cycle: growth,
+            per_session: growth / 200.0,
+            threshold: 2.0,
+            reason: String::new(),
+        }
+    }
+
+    /// The captured leaker: 200 goroutines in main.leakyWorker and 64 KiB
+    /// each through main.retain.
+    #[test]
+    fn attribute_names_goroutines_first_when_they_grew() {
+        use crate::pprof::fixtures::*;
+        // The dump's first goroutine alone stands for the baseline's.
+        let first = GOROUTINE_DEBUG2.split("\n\n").next().expect("a goroutine");
+        let base = snapshot(HEAP_BASE, first);
+        let last = snapshot(HEAP_AFTER, GOROUTINE_DEBUG2);
+        let tol: Tolerance = [(name::GOROUTINES.to_owned(), 2.0)].into();
+        let signals = [
+            verdict(name::GOROUTINES, Verdict::Leak, 200.0),
+            verdict(name::HEAP_BYTES, Verdict::Leak, 12e6),
+        ];
+        let s = attribute(&base, &last, &signals, &tol, 1, 200);
+        assert_eq!(s[0].kind, SuspectKind::Goroutine);
+        assert!(s[0].function.contains("leakyWorker"), "{:?}", s[0]);
+        assert!(
+            s.iter()
+                .any(|x| x.kind == SuspectKind::Heap && x.function.contains("retain")),
+            "{s:?}"
+        );
+    }
+
+    #[test]
+    fn attribute_puts_heap_sites_first_when_only_the_heap_grew() {
+        use crate::pprof::fixtures::*;
+        let base = snapshot(HEAP_BASE, "");
+        let last = snapshot(HEAP_AFTER, GOROUTINE_DEBUG2);
+        let tol: Tolerance = [(name::HEAP_BYTES.to_owned(), 65_536.0)].into();
+        let signals = [
+            verdict(name::GOROUTINES, Verdict::Pass, 0.0),
+            verdict(name::HEAP_BYTES, Verdict::Leak, 12e6),
+        ];
+        let s = attribute(&base, &last, &signals, &tol, 1, 200);
+        assert_eq!(s[0].kind, SuspectKind::Heap, "{s:?}");
+        assert!(s[0].function.contains("retain"), "{:?}", s[0]);
+        assert!(
+            s.iter().all(|x| x.kind == SuspectKind::Heap),
+            "goroutines passed: no goroutine suspects"
+        );
+        let passing = [verdict(name::HEAP_BYTES, Verdict::Pass, 0.0)];
+        assert!(attribute(&base, &last, &passing, &tol, 1, 200).is_empty());
+    }
 
     fn g(id: u64, state: &str, stack: &[&str]) -> Goroutine {
         Goroutine {

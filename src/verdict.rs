@@ -12,10 +12,15 @@
 //! neither steady nor flat is *inconclusive*, said as such rather than
 //! guessed.
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 
 use crate::exit;
-use crate::signal::{SourceKind, Unit, format_per_session, format_value, signed};
+use crate::load::CycleLoad;
+use crate::settle::Tolerance;
+use crate::signal::{SourceKind, Unit, format_per_session, format_value, name, signed};
+use crate::sources::{Reading, SignalSpec};
 
 /// The three outcomes, ordered by how much they demand attention.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -260,6 +265,172 @@ pub fn overall(signals: &[SignalVerdict], load_problem: Option<&str>) -> Verdict
         .unwrap_or(Verdict::Inconclusive)
 }
 
+/// Heap profiles sampled more coarsely than this (bytes between samples)
+/// are said to be coarse in the report: a 1 KiB-per-session leak over a few
+/// hundred sessions gets only a sample or two at Go's default 512 KiB.
+pub const COARSE_HEAP_SAMPLING: u64 = 64 * 1024;
+
+/// Tolerance is at least this many times the idle spread seen before the
+/// baseline, so a noisy target's own jitter never reads as growth.
+pub const NOISE_FACTOR: f64 = 2.0;
+
+/// Per-cycle floors of the deciding signals: what settle watches before a
+/// baseline's idle noise is known.
+pub fn floors(specs: &[SignalSpec]) -> Tolerance {
+    specs
+        .iter()
+        .filter(|x| x.decides)
+        .map(|x| (x.name.clone(), x.floor))
+        .collect()
+}
+
+/// The tolerance per cycle: each floor, or [`NOISE_FACTOR`] times the idle
+/// noise seen before the baseline when that is larger.
+pub fn tolerance(floors: &Tolerance, idle_noise: &Tolerance) -> Tolerance {
+    floors
+        .iter()
+        .map(|(name, floor)| {
+            let noise = idle_noise.get(name).copied().unwrap_or(0.0);
+            (name.clone(), floor.max(NOISE_FACTOR * noise))
+        })
+        .collect()
+}
+
+/// Judges every signal of a run from its baseline and measured readings
+/// (a signal missing from a reading counts as zero).
+pub fn judge_all(
+    specs: &[SignalSpec],
+    sessions: u32,
+    baseline: &Reading,
+    measured: &[Reading],
+    tol: &Tolerance,
+    still_falling: bool,
+) -> Vec<SignalVerdict> {
+    let get = |r: &Reading, name: &str| r.get(name).copied().unwrap_or(0.0);
+    specs
+        .iter()
+        .map(|spec| {
+            let series = Series {
+                name: spec.name.clone(),
+                unit: spec.unit,
+                source: spec.source,
+                decides: spec.decides,
+                baseline: get(baseline, &spec.name),
+                cycles: measured.iter().map(|r| get(r, &spec.name)).collect(),
+                threshold: tol.get(&spec.name).copied().unwrap_or(spec.floor),
+                still_changing: still_falling,
+            };
+            judge(&series, sessions)
+        })
+        .collect()
+}
+
+/// Why the load did not happen as specified, if it did not. `loads` holds
+/// every cycle's load, each marked true when it was measured: the share of
+/// failed sessions counts measured cycles, the causes named count all.
+pub fn load_problem(loads: &[(bool, &CycleLoad)], max_ratio: f64) -> Option<String> {
+    let (started, failed) = loads
+        .iter()
+        .filter(|(measured, _)| *measured)
+        .fold((0u64, 0u64), |(s, f), (_, l)| (s + l.started, f + l.failed));
+    if started == 0 {
+        return Some("no session was started".to_owned());
+    }
+    let ratio = failed as f64 / started as f64;
+    if ratio > max_ratio {
+        let mut causes: BTreeMap<&str, u64> = BTreeMap::new();
+        for (_, l) in loads {
+            for (k, v) in &l.failures {
+                *causes.entry(k).or_default() += v;
+            }
+        }
+        let causes: Vec<String> = causes.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        return Some(format!(
+            "the load did not happen as specified: {failed} of {started} sessions failed ({:.1}%, above {:.1}%: {})",
+            ratio * 100.0,
+            max_ratio * 100.0,
+            causes.join(", ")
+        ));
+    }
+    None
+}
+
+/// What is known about a run when its verdict is drawn.
+#[derive(Debug, Default)]
+pub struct RunEvidence<'a> {
+    /// Every signal's verdict.
+    pub signals: &'a [SignalVerdict],
+    /// Whether every cycle ran (not interrupted, no error).
+    pub complete: bool,
+    /// Why the run stopped early: "interrupted during cycle 2/3", or the
+    /// error's line.
+    pub stopped: Option<String>,
+    /// [`load_problem`]'s finding.
+    pub load_problem: Option<String>,
+    /// What the protocol noticed on the way (a late release).
+    pub notes: Vec<String>,
+    /// Heap figures were read without a forced GC (no pprof source).
+    pub heap_without_gc: bool,
+    /// The target's heap profile sampling rate, bytes, when known.
+    pub heap_profile_rate: Option<u64>,
+    /// Whether leakbench started the target (it then set
+    /// GODEBUG=memprofilerate, which an old Go ignores).
+    pub started_target: bool,
+}
+
+/// The overall verdict and its reasons, most important first.
+pub fn conclude(e: RunEvidence<'_>) -> (Verdict, Vec<String>) {
+    let verdict = if e.complete {
+        overall(e.signals, e.load_problem.as_deref())
+    } else {
+        Verdict::Inconclusive
+    };
+    let mut reasons = e.notes;
+    if let Some(stopped) = e.stopped {
+        reasons.insert(0, stopped);
+    }
+    if e.complete {
+        if let Some(f) = &e.load_problem {
+            reasons.insert(0, f.clone());
+        }
+        for sig in e.signals {
+            if sig.decides && sig.verdict == verdict && verdict != Verdict::Pass {
+                reasons.push(format!("{} {}", sig.name, sig.reason));
+            }
+        }
+        if verdict == Verdict::Pass {
+            reasons.insert(0, "no signal grew from cycle to cycle".to_owned());
+        }
+    }
+    if e.heap_without_gc {
+        reasons.push(
+            "heap figures come without a forced GC (no pprof source), so they include \
+             garbage: shown, not judged"
+                .to_owned(),
+        );
+    }
+    let heap_flagged = e
+        .signals
+        .iter()
+        .any(|x| x.name == name::HEAP_BYTES && x.decides && x.verdict != Verdict::Pass);
+    if let Some(rate) = e.heap_profile_rate {
+        if heap_flagged && rate > COARSE_HEAP_SAMPLING {
+            let why = if e.started_target {
+                "it ignored GODEBUG=memprofilerate, as Go before 1.20 does (golang/go#55100), \
+                 or sets runtime.MemProfileRate itself"
+            } else {
+                "start it with GODEBUG=memprofilerate=4096 (Go 1.20 or later) for finer ones"
+            };
+            reasons.push(format!(
+                "the target samples its heap profile once per {}: heap suspects for small \
+                 leaks may be missing or coarse ({why}); the verdict reads exact counters",
+                format_value(rate as f64, Unit::Bytes)
+            ));
+        }
+    }
+    (verdict, reasons)
+}
+
 /// Least-squares slope of baseline followed by the cycles, per cycle.
 fn slope(baseline: f64, cycles: &[f64]) -> f64 {
     let n = cycles.len() + 1;
@@ -435,5 +606,179 @@ mod tests {
         assert_eq!(Verdict::Pass.exit_code(), 0);
         assert_eq!(Verdict::Leak.exit_code(), 1);
         assert_eq!(Verdict::Inconclusive.exit_code(), 3);
+    }
+
+    fn spec(name: &str, unit: Unit, decides: bool, floor: f64) -> SignalSpec {
+        SignalSpec {
+            name: name.to_owned(),
+            unit,
+            decides,
+            floor,
+            source: SourceKind::Pprof,
+        }
+    }
+
+    fn reading(pairs: &[(&str, f64)]) -> Reading {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect()
+    }
+
+    fn load(started: u64, failed: u64, causes: &[(&str, u64)]) -> CycleLoad {
+        CycleLoad {
+            started,
+            completed: started - failed,
+            failed,
+            failures: causes.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect(),
+            ..CycleLoad::default()
+        }
+    }
+
+    #[test]
+    fn floors_watch_only_the_deciding_signals() {
+        let specs = [
+            spec(name::GOROUTINES, Unit::Count, true, 2.0),
+            spec(name::STACK_BYTES, Unit::Bytes, false, 65_536.0),
+        ];
+        let f = floors(&specs);
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[name::GOROUTINES], 2.0);
+    }
+
+    #[test]
+    fn tolerance_is_the_floor_or_twice_the_idle_noise() {
+        let floors = reading(&[(name::GOROUTINES, 2.0), (name::HEAP_BYTES, 65_536.0)]);
+        let noise = reading(&[(name::HEAP_BYTES, 50_000.0)]);
+        let t = tolerance(&floors, &noise);
+        assert_eq!(t[name::GOROUTINES], 2.0, "no noise seen: the floor");
+        assert_eq!(
+            t[name::HEAP_BYTES],
+            100_000.0,
+            "noise above half the floor wins"
+        );
+    }
+
+    #[test]
+    fn judge_all_reads_each_signal_and_counts_a_missing_one_as_zero() {
+        let specs = [
+            spec(name::GOROUTINES, Unit::Count, true, 2.0),
+            spec(name::FDS, Unit::Count, true, 2.0),
+        ];
+        let base = reading(&[(name::GOROUTINES, 10.0), (name::FDS, 9.0)]);
+        let measured: Vec<Reading> = (1..=3)
+            .map(|k| reading(&[(name::GOROUTINES, 10.0 + 200.0 * f64::from(k))]))
+            .collect();
+        let tol = reading(&[(name::GOROUTINES, 2.0)]);
+        let v = judge_all(&specs, 200, &base, &measured, &tol, false);
+        assert_eq!(v[0].verdict, Verdict::Leak);
+        assert!(
+            (v[0].per_session - 1.0).abs() < 1e-9,
+            "{}",
+            v[0].per_session
+        );
+        // fds absent from every measured reading: 0 after a baseline of 9.
+        assert_eq!(v[1].cycles, vec![0.0, 0.0, 0.0]);
+        assert_eq!(
+            v[1].threshold, 2.0,
+            "the spec's floor when tolerance has none"
+        );
+    }
+
+    #[test]
+    fn load_problem_counts_measured_cycles_and_names_every_cause() {
+        let warm = load(100, 100, &[("refused", 100)]);
+        let ok = load(200, 1, &[("reset", 1)]);
+        assert_eq!(
+            load_problem(&[(false, &warm), (true, &ok), (true, &ok)], 0.01),
+            None,
+            "1 of 200 per cycle is within 1%; the warm-up does not count"
+        );
+        let bad = load(200, 10, &[("timeout", 10)]);
+        let why = load_problem(&[(false, &warm), (true, &bad)], 0.01).expect("5% failed");
+        assert!(
+            why.contains("10 of 200 sessions failed (5.0%, above 1.0%"),
+            "{why}"
+        );
+        assert!(why.contains("refused 100, timeout 10"), "{why}");
+        assert_eq!(
+            load_problem(&[(false, &warm)], 0.01).as_deref(),
+            Some("no session was started")
+        );
+    }
+
+    fn leaking(name: &str) -> SignalVerdict {
+        let mut s = series(100.0, &[300.0, 500.0, 700.0], 2.0);
+        s.name = name.to_owned();
+        judge(&s, 200)
+    }
+
+    #[test]
+    fn conclude_puts_the_load_problem_first_and_names_the_leaking_signals() {
+        let signals = [leaking(name::GOROUTINES)];
+        let (v, reasons) = conclude(RunEvidence {
+            signals: &signals,
+            complete: true,
+            ..RunEvidence::default()
+        });
+        assert_eq!(v, Verdict::Leak);
+        assert!(
+            reasons[0].starts_with("goroutines +600 over 3 cycles"),
+            "{reasons:?}"
+        );
+        let (v, reasons) = conclude(RunEvidence {
+            signals: &signals,
+            complete: true,
+            load_problem: Some("the load did not happen as specified".to_owned()),
+            notes: vec!["released late".to_owned()],
+            ..RunEvidence::default()
+        });
+        assert_eq!(v, Verdict::Inconclusive);
+        assert_eq!(
+            reasons,
+            ["the load did not happen as specified", "released late"]
+        );
+    }
+
+    #[test]
+    fn conclude_says_why_a_partial_run_stopped_and_what_heap_figures_mean() {
+        let signals = [leaking(name::HEAP_BYTES)];
+        let (v, reasons) = conclude(RunEvidence {
+            signals: &signals,
+            complete: false,
+            stopped: Some("interrupted during cycle 2/3".to_owned()),
+            heap_without_gc: true,
+            heap_profile_rate: Some(512 * 1024),
+            started_target: false,
+            ..RunEvidence::default()
+        });
+        assert_eq!(v, Verdict::Inconclusive);
+        assert_eq!(reasons[0], "interrupted during cycle 2/3");
+        assert!(
+            reasons[1].starts_with("heap figures come without a forced GC"),
+            "{reasons:?}"
+        );
+        assert!(reasons[2].contains("once per 512.0 KiB"), "{reasons:?}");
+        assert!(
+            reasons[2].contains("start it with GODEBUG=memprofilerate=4096"),
+            "{reasons:?}"
+        );
+        let (v, reasons) = conclude(RunEvidence {
+            signals: &[],
+            complete: true,
+            heap_profile_rate: Some(4096),
+            ..RunEvidence::default()
+        });
+        assert_eq!(v, Verdict::Inconclusive, "no deciding signal at all");
+        assert!(reasons.is_empty(), "{reasons:?}");
+    }
+
+    #[test]
+    fn conclude_on_a_pass_says_so_first() {
+        let signals = [judge(&series(100.0, &[101.0, 100.0, 101.0], 2.0), 200)];
+        let (v, reasons) = conclude(RunEvidence {
+            signals: &signals,
+            complete: true,
+            ..RunEvidence::default()
+        });
+        assert_eq!(v, Verdict::Pass);
+        assert_eq!(reasons, ["no signal grew from cycle to cycle"]);
     }
 }

@@ -1,16 +1,28 @@
-//! The offline and helper subcommands, one module each: [`diff`] (two
+//! The subcommands, one module each: [`run`] (a scenario to its verdict),
+//! [`validate`] (a scenario checked, nothing connected), [`diff`] (two
 //! profiles in, what grew out), [`snapshot`] (one settled measurement of a
-//! running target), [`init`] (a starter scenario). `run` and `validate` live
-//! in [`crate::cli`] and [`crate::run`].
+//! running target), [`init`] (a starter scenario).
 
 pub mod diff;
 pub mod init;
+pub mod run;
 pub mod snapshot;
+pub mod validate;
 
 use anyhow::{Context, Result, bail};
 use http::Uri;
 
 use crate::probe::Probe;
+
+/// The async runtime the network commands run on, with leakbench's
+/// allocator settings applied first.
+pub fn runtime() -> Result<tokio::runtime::Runtime> {
+    crate::alloc::configure();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
 
 /// Parses `url` as an `http://` URL on a loopback host: leakbench talks to
 /// nothing else (the same rule as a scenario's target.pprof).

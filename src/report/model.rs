@@ -133,3 +133,57 @@ impl Report {
         }
     }
 }
+
+/// The settle polls of the run, for the report's timeline, kept compact:
+/// a long run takes several polls a cycle, and a map of a dozen named
+/// values per poll would make leakbench's own memory grow with the run.
+#[derive(Debug, Default)]
+pub struct Timeline {
+    /// Signal names, each stored once; values refer to them by index.
+    names: Vec<String>,
+    /// Phase names, each stored once.
+    phases: Vec<String>,
+    polls: Vec<Poll>,
+}
+
+/// One settle poll: seconds since the start, the phase's index, and
+/// (signal name index, value) pairs.
+#[derive(Debug)]
+struct Poll(f64, u32, Box<[(u32, f64)]>);
+
+impl Timeline {
+    /// Records one poll at `t_s` seconds into the run.
+    pub fn push(&mut self, t_s: f64, phase: &str, reading: &Reading) {
+        let phase = intern(&mut self.phases, phase);
+        let values = reading
+            .iter()
+            .map(|(name, v)| (intern(&mut self.names, name), *v))
+            .collect();
+        self.polls.push(Poll(t_s, phase, values));
+    }
+
+    /// The polls as the report lists them.
+    pub fn points(self) -> Vec<TimelinePoint> {
+        self.polls
+            .into_iter()
+            .map(|Poll(t_s, phase, values)| TimelinePoint {
+                t_s,
+                phase: self.phases[phase as usize].clone(),
+                values: values
+                    .iter()
+                    .map(|&(name, v)| (self.names[name as usize].clone(), v))
+                    .collect(),
+            })
+            .collect()
+    }
+}
+
+/// The index of `name` in `names`, added if new. A run has a few dozen
+/// signals and at most one phase name per cycle.
+fn intern(names: &mut Vec<String>, name: &str) -> u32 {
+    let i = names.iter().position(|n| n == name).unwrap_or_else(|| {
+        names.push(name.to_owned());
+        names.len() - 1
+    });
+    u32::try_from(i).expect("fewer than 2^32 names")
+}

@@ -1,0 +1,45 @@
+//! `leakbench run SCENARIO`: validate the scenario, run the protocol, print
+//! the summary and write the reports. The exit code is the report's.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Result;
+
+use crate::exit::error_line;
+use crate::output;
+use crate::protocol::{self, RunOptions};
+use crate::redact::Redactor;
+use crate::report::{Render, text::Text};
+use crate::scenario::Scenario;
+
+/// Runs the scenario at `path`; `out` receives every report file.
+pub fn execute(path: PathBuf, out: Option<PathBuf>, quiet: bool) -> Result<ExitCode> {
+    let scenario = Scenario::load(&path)?;
+    // Everything printed or written below goes through this.
+    let redactor = Redactor::from_scenario(&scenario);
+    let options = RunOptions { out, quiet };
+    let runtime = super::runtime()?;
+    let outcome = runtime
+        .block_on(protocol::run(&scenario, &options))
+        .map_err(|e| anyhow::anyhow!("{}", redactor.redact(&error_line(&e))))?;
+    let report = &outcome.report;
+    print!("{}", redactor.redact(&Text::detect().render(report)));
+    if let Some(dir) = &options.out {
+        output::write_reports(dir, report, &redactor)?;
+        println!("  report: {}", dir.join("report.html").display());
+        if report.profiles.contains_key("heap_diff") {
+            println!(
+                "  what grew: go tool pprof -top {0}/diff-heap.pb.gz   (or -base {0}/heap-base.pb.gz {0}/heap-final.pb.gz)",
+                dir.display()
+            );
+        }
+    }
+    if let Some(e) = &outcome.error {
+        eprintln!("leakbench: error: {}", redactor.redact(&error_line(e)));
+    }
+    // The runtime may hold a blocked stdin reader or a signal task; do not
+    // wait for them.
+    runtime.shutdown_background();
+    Ok(ExitCode::from(report.exit_code()))
+}

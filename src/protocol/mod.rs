@@ -1,0 +1,487 @@
+//! The measurement protocol of `leakbench run`, and nothing else: it runs
+//! the phases and hands what they measured to the stages that judge,
+//! attribute and report.
+//!
+//! warm-up cycles -> settle quiet -> baseline snapshot -> measured cycles,
+//! each followed by a settle and a measurement -> extra cycles while growth
+//! is irregular -> one more full settle wait before any leak is declared ->
+//! final snapshot -> verdict and suspects.
+
+mod cycle;
+mod read;
+mod ready;
+mod signals;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+use crate::exit;
+use crate::load::{self, CycleLoad};
+use crate::output::{self, Profiles};
+use crate::progress::{self, Mode, Progress};
+use crate::redact::Redactor;
+use crate::report::model::Timeline;
+use crate::report::{Phase, PhaseKind, Report, SCHEMA, Status};
+use crate::scenario::Scenario;
+use crate::settle::{BASELINE_QUIET, CYCLE_QUIET, Ending, Goal, Tolerance};
+use crate::signal::{format_value, name};
+use crate::sources::{Reading, SignalSpec, Sources};
+use crate::suspects;
+use crate::target::Launched;
+use crate::verdict::{self, RunEvidence, SignalVerdict, Verdict};
+use signals::Signals;
+
+/// Extra measured cycles, at most, when a deciding signal's growth is
+/// irregular after the scenario's cycles: runtime-owned structures that
+/// creep up to a bound (dead goroutines kept for reuse, pool sizes) look
+/// irregular over three cycles and flat over six.
+const EXTRA_CYCLES: u32 = 3;
+
+/// How long a started target gets to show its exit after a failed read
+/// (its sockets close before the exit is visible).
+const EXIT_SEEN_WITHIN: Duration = Duration::from_millis(500);
+
+/// Options from the command line.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Folder for report.json, profiles and the target's log.
+    pub out: Option<PathBuf>,
+    /// No progress lines.
+    pub quiet: bool,
+}
+
+/// A run that stopped for a reason that is not a verdict (exit code 2).
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The target we started exited.
+    #[error("the target exited ({status}) during {phase}; last lines of its log ({log}):\n{tail}")]
+    TargetDied {
+        /// Exit status.
+        status: String,
+        /// What leakbench was doing.
+        phase: String,
+        /// Log file.
+        log: String,
+        /// Last lines of it.
+        tail: String,
+    },
+}
+
+/// What a run produced: always a report, plus the error that cut it short.
+pub struct Outcome {
+    /// The report, partial unless `status` is complete; its
+    /// [`Report::exit_code`] is the process's.
+    pub report: Report,
+    /// The error that ended the run early, if any.
+    pub error: Option<anyhow::Error>,
+}
+
+/// Runs a scenario to its verdict. `Err` only when nothing could start (the
+/// output folder or the target's process); later failures and interruptions
+/// come back as an [`Outcome`] with a partial report.
+pub async fn run(scenario: &Scenario, options: &RunOptions) -> Result<Outcome> {
+    let start = Instant::now();
+    let progress = Progress::new(
+        Mode::detect(options.quiet),
+        start,
+        Redactor::from_scenario(scenario),
+    );
+    let mut signals = Signals::new();
+    if let Some(out) = &options.out {
+        std::fs::create_dir_all(out)
+            .with_context(|| format!("creating output folder {}", out.display()))?;
+    }
+    // Before the target starts (it inherits the raised descriptor limit) and
+    // before any load: does the concurrency fit this machine at all?
+    let pre = load::preflight(&scenario.target, &scenario.load).map_err(anyhow::Error::msg)?;
+    progress.line(format!(
+        "preflight: up to {} sessions fit at once (limited by {}), {} source address(es)",
+        pre.fits,
+        pre.limited_by,
+        pre.sources.len().max(1)
+    ));
+    let mut launched = match &scenario.target.command {
+        Some(argv) => {
+            let log_dir = options.out.clone().unwrap_or_else(|| {
+                std::env::temp_dir().join(format!("leakbench-{}", std::process::id()))
+            });
+            let t = Launched::start(&scenario.target, &log_dir)?;
+            progress.line(format!(
+                "started target `{}` (pid {}), log {}",
+                argv.join(" "),
+                t.pid,
+                t.log_path().display()
+            ));
+            Some(t)
+        }
+        None => None,
+    };
+    let pid = launched.as_ref().map(|t| t.pid);
+    let mut session = Session {
+        scenario,
+        progress,
+        launched: launched.as_mut(),
+        sources: Sources::new(scenario, pid),
+        timeline: Timeline::default(),
+        phase_name: "start".to_owned(),
+        phases: Vec::new(),
+        specs: Vec::new(),
+        baseline: None,
+        tolerance: None,
+        measured: Vec::new(),
+        profiles: Profiles::default(),
+        signals: Vec::new(),
+        notes: Vec::new(),
+    };
+    let (status, error) = tokio::select! {
+        result = session.drive() => match result {
+            Ok(()) => (Status::Complete, None),
+            Err(e) => (Status::Error, Some(e)),
+        },
+        signal = signals.first() => {
+            session.progress.line(format!("{signal}: stopping (press Ctrl-C again to exit at once)"));
+            if let Some(mut second) = signals.interrupt.take() {
+                tokio::spawn(async move {
+                    if second.recv().await.is_some() {
+                        eprintln!("leakbench: interrupted twice, exiting now");
+                        if let Some(pid) = pid {
+                            // No target outlives us, even one that ignores
+                            // the SIGTERM that PR_SET_PDEATHSIG would send.
+                            // SAFETY: signalling our own child's process group.
+                            unsafe { libc::kill(-(pid as i32), libc::SIGKILL) };
+                        }
+                        std::process::exit(i32::from(crate::exit::INTERRUPTED));
+                    }
+                });
+            }
+            (Status::Interrupted, None)
+        }
+    };
+    // Whatever happened, no connection of ours stays open and the target stops.
+    session.sources.close();
+    let mut report = session.finish(status, error.as_ref());
+    if let Some(out) = &options.out {
+        let progress = &session.progress;
+        let written = output::write_profiles(
+            out,
+            &session.profiles,
+            &progress.redactor,
+            &mut report,
+            |line| progress.line(line),
+        );
+        if let Err(e) = written {
+            progress.line(format!("could not write profiles: {e:#}"));
+        }
+    }
+    drop(session);
+    if let Some(t) = launched.as_mut() {
+        t.stop().await;
+        // The target may have logged a header or token it was sent.
+        let _ = Redactor::from_scenario(scenario).redact_file(t.log_path());
+    }
+    report.duration_s = start.elapsed().as_secs_f64();
+    Ok(Outcome { report, error })
+}
+
+/// One run in progress: what it was given and what it measured so far.
+struct Session<'a> {
+    scenario: &'a Scenario,
+    progress: Progress,
+    launched: Option<&'a mut Launched>,
+    sources: Sources,
+    timeline: Timeline,
+    phase_name: String,
+    phases: Vec<Phase>,
+    specs: Vec<SignalSpec>,
+    baseline: Option<Reading>,
+    tolerance: Option<Tolerance>,
+    measured: Vec<Reading>,
+    profiles: Profiles,
+    signals: Vec<SignalVerdict>,
+    /// What the protocol noticed on the way, for the report's reasons.
+    notes: Vec<String>,
+}
+
+impl Session<'_> {
+    async fn drive(&mut self) -> Result<()> {
+        let s = self.scenario;
+        let load = &s.load;
+        let first = self.wait_ready().await?;
+        self.specs = self.sources.specs(&first, s);
+        if !self.specs.iter().any(|x| x.decides) {
+            bail!(
+                "the sources ({}) give no exact signal to judge: name pprof, a pid or command for /proc, \
+                 or metrics with go_goroutines, process_open_fds or a [[signals]] entry",
+                self.sources.describe()
+            );
+        }
+        let floors = verdict::floors(&self.specs);
+
+        // Each warm-up but the last settles on its own; the last one's
+        // settle is the baseline's quiet wait, which also measures idle noise.
+        let mut last_warmup = None;
+        for i in 1..=load.warmup {
+            self.phase_name = format!("warm-up {i}/{}", load.warmup);
+            self.progress.phase(
+                &self.phase_name,
+                format!("{} sessions (unmeasured)", load.sessions),
+            );
+            let l = self.cycle().await?;
+            if i == load.warmup {
+                last_warmup = Some(l);
+                break;
+            }
+            let goal = Goal {
+                baseline: None,
+                quiet: Some(BASELINE_QUIET),
+                timeout: s.settle.timeout,
+            };
+            let settled = self.settle(goal, &floors).await?;
+            self.phases.push(Phase {
+                kind: PhaseKind::Warmup,
+                index: i,
+                load: l,
+                settle: settled,
+                measured: None,
+            });
+        }
+
+        self.phase_name = "baseline".to_owned();
+        self.progress
+            .phase(&self.phase_name, "waiting for the target to hold still");
+        let goal = Goal {
+            baseline: None,
+            quiet: Some(BASELINE_QUIET),
+            timeout: s.settle.timeout,
+        };
+        let idle = self.settle(goal, &floors).await?;
+        if let Some(l) = last_warmup {
+            self.phases.push(Phase {
+                kind: PhaseKind::Warmup,
+                index: load.warmup,
+                load: l,
+                settle: idle.clone(),
+                measured: None,
+            });
+        }
+        let tolerance = verdict::tolerance(&floors, &idle.noise);
+        self.tolerance = Some(tolerance.clone());
+        let (base, profiles) = self.snapshot().await?;
+        self.progress.line(format!(
+            "baseline: {} (noise tolerance per cycle: {})",
+            progress::describe(&base, &self.specs),
+            self.specs
+                .iter()
+                .filter(|x| x.decides)
+                .map(|x| format!("{} {}", x.name, format_value(tolerance[&x.name], x.unit)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+        self.baseline = Some(base.clone());
+        self.profiles.base = profiles;
+
+        for k in 1..=load.cycles {
+            let name = format!("cycle {k}/{}", load.cycles);
+            self.measured_cycle(k, name, &base, &tolerance, k == load.cycles)
+                .await?;
+        }
+        self.signals = self.judge(&base, &tolerance, false);
+
+        // Growth that is neither steady nor flat is what more cycles settle:
+        // run a few before answering inconclusive.
+        let mut extra = 0;
+        while extra < EXTRA_CYCLES
+            && self
+                .signals
+                .iter()
+                .any(|v| v.decides && v.verdict == Verdict::Inconclusive)
+        {
+            extra += 1;
+            let k = load.cycles + extra;
+            let name = format!("extra cycle {extra}/{EXTRA_CYCLES} (growth not yet decided)");
+            self.measured_cycle(k, name, &base, &tolerance, true)
+                .await?;
+            self.signals = self.judge(&base, &tolerance, false);
+        }
+
+        let last_ending = self.phases.last().map(|p| p.settle.ending);
+        let suspicious = self
+            .signals
+            .iter()
+            .any(|v| v.decides && v.verdict != Verdict::Pass);
+        if suspicious && last_ending != Some(Ending::Baseline) {
+            // Flat is not settled: a resume window or idle timeout keeps state
+            // for a while and then frees it. Wait the full timeout once more,
+            // stopping only if the target gets back to baseline.
+            self.phase_name = "final settle".to_owned();
+            self.progress
+                .phase(&self.phase_name, "waiting for a late release");
+            self.progress.line(format!(
+                "growth seen; waiting up to {:.0} s for a late release before judging",
+                s.settle.timeout.as_secs_f64()
+            ));
+            let goal = Goal {
+                baseline: Some(&base),
+                quiet: None,
+                timeout: s.settle.timeout,
+            };
+            let settled = self.settle(goal, &tolerance).await?;
+            let (reading, profiles) = self.snapshot().await?;
+            if let Some(last) = self.measured.last_mut() {
+                *last = reading.clone();
+            }
+            if let Some(p) = self.phases.last_mut() {
+                p.measured = Some(reading);
+                p.settle = settled.clone();
+            }
+            self.profiles.last = profiles;
+            self.signals = self.judge(&base, &tolerance, settled.still_falling);
+            if settled.ending == Ending::Baseline {
+                self.notes.push(format!(
+                    "the target released its state late, {:.1} s into the final wait",
+                    settled.seconds
+                ));
+            }
+        }
+        self.check_alive()?;
+        Ok(())
+    }
+
+    /// One measured cycle: load, settle towards the baseline, measure (with
+    /// profiles when `profiles`, kept as the latest for attribution).
+    async fn measured_cycle(
+        &mut self,
+        k: u32,
+        name: String,
+        base: &Reading,
+        tolerance: &Tolerance,
+        profiles: bool,
+    ) -> Result<()> {
+        let s = self.scenario;
+        self.phase_name = name;
+        self.progress
+            .phase(&self.phase_name, format!("{} sessions", s.load.sessions));
+        let l = self.cycle().await?;
+        let goal = Goal {
+            baseline: Some(base),
+            quiet: Some(CYCLE_QUIET),
+            timeout: s.settle.timeout,
+        };
+        let settled = self.settle(goal, tolerance).await?;
+        let reading = if profiles {
+            let (r, profiles) = self.snapshot().await?;
+            self.profiles.last = profiles;
+            r
+        } else {
+            let measured = self.sources.measure().await;
+            self.source_result(measured).await?
+        };
+        self.progress.line(format!(
+            "{}: settled ({:?}) in {:.1} s: {}",
+            self.phase_name,
+            settled.ending,
+            settled.seconds,
+            progress::describe_change(base, &reading, &self.specs),
+        ));
+        self.measured.push(reading.clone());
+        self.phases.push(Phase {
+            kind: PhaseKind::Cycle,
+            index: k,
+            load: l,
+            settle: settled,
+            measured: Some(reading),
+        });
+        Ok(())
+    }
+
+    /// Judges every signal on what was measured so far.
+    fn judge(&self, base: &Reading, tol: &Tolerance, still_falling: bool) -> Vec<SignalVerdict> {
+        let sessions = self.scenario.load.sessions;
+        verdict::judge_all(
+            &self.specs,
+            sessions,
+            base,
+            &self.measured,
+            tol,
+            still_falling,
+        )
+    }
+
+    /// The report of what was measured so far.
+    fn finish(&mut self, status: Status, error: Option<&anyhow::Error>) -> Report {
+        let s = self.scenario;
+        let load = &s.load;
+        if status != Status::Complete && self.signals.is_empty() && !self.measured.is_empty() {
+            if let (Some(base), Some(tol)) = (&self.baseline, &self.tolerance) {
+                self.signals = self.judge(base, tol, false);
+            }
+        }
+        let loads: Vec<(bool, &CycleLoad)> = self
+            .phases
+            .iter()
+            .map(|p| (p.kind == PhaseKind::Cycle, &p.load))
+            .collect();
+        let stopped = match (status, error) {
+            (Status::Interrupted, _) => Some(format!("interrupted during {}", self.phase_name)),
+            (Status::Error, Some(e)) => Some(exit::error_line(e)),
+            _ => None,
+        };
+        let (verdict, reasons) = verdict::conclude(RunEvidence {
+            signals: &self.signals,
+            complete: status == Status::Complete,
+            stopped,
+            load_problem: verdict::load_problem(&loads, load.max_failure_ratio),
+            notes: std::mem::take(&mut self.notes),
+            heap_without_gc: !self.sources.can_force_gc()
+                && self.specs.iter().any(|x| x.name == name::HEAP_BYTES),
+            heap_profile_rate: self.sources.heap_profile_rate(),
+            started_target: self.launched.is_some(),
+        });
+        let tolerance = self
+            .tolerance
+            .clone()
+            .unwrap_or_else(|| verdict::floors(&self.specs));
+        // Extra cycles count; a run cut short before any shows those planned.
+        let cycles_run = match self.measured.len() as u32 {
+            0 => load.cycles,
+            n => n,
+        };
+        let suspects = match (&self.profiles.base, &self.profiles.last) {
+            (Some(b), Some(l)) if status == Status::Complete => {
+                suspects::attribute(b, l, &self.signals, &tolerance, cycles_run, load.sessions)
+            }
+            _ => Vec::new(),
+        };
+        Report {
+            schema: SCHEMA,
+            leakbench: env!("CARGO_PKG_VERSION"),
+            status,
+            name: s.name.clone(),
+            scenario: s.path.display().to_string(),
+            scenario_text: std::fs::read_to_string(&s.path).ok(),
+            url: s.target.url.to_string(),
+            pprof: s
+                .target
+                .pprof
+                .as_ref()
+                .map(|u| u.to_string())
+                .unwrap_or_default(),
+            sources: self.sources.describe(),
+            verdict,
+            reasons,
+            sessions: load.sessions,
+            warmup: load.warmup,
+            cycles: cycles_run,
+            signals: self.signals.clone(),
+            suspects,
+            tolerance,
+            phases: std::mem::take(&mut self.phases),
+            timeline: std::mem::take(&mut self.timeline).points(),
+            profiles: BTreeMap::new(),
+            duration_s: 0.0,
+        }
+    }
+}

@@ -21,7 +21,6 @@ pub mod run;
 pub mod scenario;
 pub mod settle;
 pub mod sources;
-pub mod suggest;
 pub mod suspects;
 pub mod target;
 pub mod verdict;

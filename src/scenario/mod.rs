@@ -12,6 +12,8 @@ use std::time::Duration;
 use http::Uri;
 use serde::Deserialize;
 
+pub mod suggest;
+
 /// Sessions per cycle when nothing else limits them: more than this needs the
 /// load engine's multi-address spreading, which validation checks separately.
 const MAX_SESSIONS: u32 = 1_000_000;
@@ -73,7 +75,7 @@ pub struct Scenario {
     pub secrets: Secrets,
 }
 
-/// Values to redact from every output (see `crate::redact`).
+/// Values to redact from every output (see the redact module).
 /// Authorization, Cookie and Proxy-Authorization header values are always
 /// secret; these add to them.
 #[derive(Debug, Clone, Default)]
@@ -576,7 +578,7 @@ impl Scenario {
     /// relative paths.
     pub fn parse(text: &str, path: &Path) -> Result<Scenario, ScenarioError> {
         let file: FileScenario = toml::from_str(text).map_err(|e| {
-            let at = crate::suggest::locate(text, e.span(), e.message());
+            let at = suggest::locate(text, e.span(), e.message());
             ScenarioError::Syntax {
                 path: path.to_owned(),
                 line: at.line,

@@ -12,7 +12,10 @@ use std::time::Duration;
 use http::Uri;
 use serde::Deserialize;
 
+mod raw;
 pub mod suggest;
+
+use raw::{FileLoad, FileScenario, FileSecrets, FileStep, FileTarget, FileThresholds, FileTls};
 
 /// Sessions per cycle when nothing else limits them: more than this needs the
 /// load engine's multi-address spreading, which validation checks separately.
@@ -437,131 +440,6 @@ pub fn is_loopback_host(host: &str) -> bool {
     let bare = host.trim_start_matches('[').trim_end_matches(']');
     bare.eq_ignore_ascii_case("localhost")
         || bare.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
-}
-
-// ---- the file as written -------------------------------------------------
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileScenario {
-    name: Option<String>,
-    target: FileTarget,
-    load: FileLoad,
-    #[serde(default)]
-    settle: FileSettle,
-    #[serde(default)]
-    thresholds: FileThresholds,
-    #[serde(default)]
-    signals: Vec<FileSignal>,
-    #[serde(default)]
-    secrets: FileSecrets,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileSecrets {
-    #[serde(default)]
-    headers: Vec<String>,
-    #[serde(default)]
-    query: Vec<String>,
-    #[serde(default)]
-    env: Vec<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileSignal {
-    metric: String,
-    name: Option<String>,
-    unit: Option<SignalUnit>,
-    threshold: Option<f64>,
-    decides: Option<bool>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileTarget {
-    url: String,
-    pprof: Option<String>,
-    command: Option<Vec<String>>,
-    #[serde(default)]
-    env: BTreeMap<String, String>,
-    cwd: Option<PathBuf>,
-    ready_timeout: Option<String>,
-    metrics: Option<String>,
-    expvar: Option<String>,
-    pid: Option<i64>,
-    ready: Option<String>,
-    probe_timeout: Option<String>,
-    tls: Option<FileTls>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileTls {
-    ca_file: Option<PathBuf>,
-    insecure: Option<bool>,
-    server_name: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileLoad {
-    sessions: i64,
-    concurrency: Option<i64>,
-    warmup: Option<i64>,
-    cycles: Option<i64>,
-    hold: Option<String>,
-    close: Option<CloseMode>,
-    requests: Option<i64>,
-    method: Option<String>,
-    step_timeout: Option<String>,
-    max_failure_ratio: Option<f64>,
-    #[serde(default)]
-    steps: Vec<FileStep>,
-    #[serde(default)]
-    headers: BTreeMap<String, String>,
-    body: Option<String>,
-    body_file: Option<PathBuf>,
-    expect_status: Option<Vec<i64>>,
-    connection: Option<HttpConnection>,
-    subprotocols: Option<Vec<String>>,
-    rate: Option<f64>,
-    ramp: Option<String>,
-    source_addresses: Option<Vec<String>>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileStep {
-    send: Option<String>,
-    send_base64: Option<String>,
-    send_file: Option<PathBuf>,
-    binary: Option<bool>,
-    expect: Option<String>,
-    expect_regex: Option<String>,
-    ping: Option<String>,
-    pause: Option<String>,
-    repeat: Option<i64>,
-    steps: Option<Vec<FileStep>>,
-    timeout: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileSettle {
-    timeout: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileThresholds {
-    goroutines: Option<f64>,
-    heap_bytes: Option<f64>,
-    heap_objects: Option<f64>,
-    heap_bytes_per_session: Option<f64>,
-    heap_objects_per_session: Option<f64>,
-    fds: Option<f64>,
 }
 
 impl Scenario {

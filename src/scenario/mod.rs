@@ -432,11 +432,17 @@ pub enum ScenarioError {
         /// for a typo.
         message: String,
     },
-    /// A value is out of range or inconsistent with another.
-    #[error("{path}: {key}: {message}")]
+    /// A value is out of range or inconsistent with another. Located like
+    /// a syntax error: at the value's first character, or at the table
+    /// whose keys are wrong together or missing.
+    #[error("{}:{line}:{column}: {key}: {message}", path.display())]
     Invalid {
         /// The file.
         path: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
         /// The dotted key that is wrong, e.g. `load.sessions`.
         key: String,
         /// What is wrong and how to fix it.
@@ -475,6 +481,6 @@ impl Scenario {
                 message: at.message,
             }
         })?;
-        Validator { path }.scenario(file)
+        Validator { path, text }.scenario(file)
     }
 }

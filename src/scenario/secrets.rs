@@ -6,30 +6,38 @@ use super::validate::Validator;
 use super::{ScenarioError, Secrets};
 
 impl Validator<'_> {
+    /// `[secrets]`: each name checked; the values of the named environment
+    /// variables that are set are read now.
     pub(super) fn secrets(&self, file: FileSecrets) -> Result<Secrets, ScenarioError> {
         let mut out = Secrets::default();
         for name in &file.headers {
-            let header = http::HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+            let header = http::HeaderName::from_bytes(name.get_ref().as_bytes()).map_err(|_| {
                 self.invalid(
                     "secrets.headers",
-                    format!("`{name}` is not an HTTP header name"),
+                    name.span(),
+                    format!("`{}` is not an HTTP header name", name.get_ref()),
                 )
             })?;
             out.headers.push(header);
         }
         for name in file.query {
+            let at = name.span();
+            let name = name.into_inner();
             if name.is_empty() || name.contains(['&', '=', '#']) {
                 return Err(self.invalid(
                     "secrets.query",
+                    at,
                     format!("`{name}` is not a query parameter name"),
                 ));
             }
             out.query.push(name);
         }
-        for name in &file.env {
+        for spanned in &file.env {
+            let name = spanned.get_ref();
             if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
                 return Err(self.invalid(
                     "secrets.env",
+                    spanned.span(),
                     format!("`{name}` is not a variable name; use letters, digits and _"),
                 ));
             }

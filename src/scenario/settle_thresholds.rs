@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use toml::Spanned;
+
 use super::raw::{FileSettle, FileThresholds};
 use super::validate::Validator;
 use super::{DEFAULT_SETTLE_TIMEOUT, ScenarioError, Settle, Thresholds};
@@ -11,24 +13,38 @@ impl Validator<'_> {
     /// `[settle]`: the longest wait per cycle, at least 100ms.
     pub(super) fn settle(&self, file: FileSettle) -> Result<Settle, ScenarioError> {
         let settle = Settle {
-            timeout: self.duration("settle.timeout", file.timeout, DEFAULT_SETTLE_TIMEOUT)?,
-        };
-        if settle.timeout < Duration::from_millis(100) {
-            return Err(self.invalid(
+            timeout: self.duration(
                 "settle.timeout",
-                "must be at least 100ms; the target needs time to release sessions",
-            ));
+                file.timeout.as_ref(),
+                DEFAULT_SETTLE_TIMEOUT,
+            )?,
+        };
+        // Only a written timeout can be this short: the default is 30 s.
+        if let Some(given) = &file.timeout {
+            if settle.timeout < Duration::from_millis(100) {
+                return Err(self.invalid(
+                    "settle.timeout",
+                    given.span(),
+                    "must be at least 100ms; the target needs time to release sessions",
+                ));
+            }
         }
         Ok(settle)
     }
 
+    /// `[thresholds]`: each a non-negative number, or its default.
     pub(super) fn thresholds(&self, file: FileThresholds) -> Result<Thresholds, ScenarioError> {
         let d = Thresholds::default();
-        let pick = |key: &str, v: Option<f64>, default: f64| -> Result<f64, ScenarioError> {
-            match v {
-                None => Ok(default),
-                Some(v) if v.is_finite() && v >= 0.0 => Ok(v),
-                Some(v) => Err(self.invalid(key, format!("{v} is not a non-negative number"))),
+        let pick = |key: &str,
+                    v: Option<Spanned<f64>>,
+                    default: f64|
+         -> Result<f64, ScenarioError> {
+            let Some(v) = v else {
+                return Ok(default);
+            };
+            match *v.get_ref() {
+                x if x.is_finite() && x >= 0.0 => Ok(x),
+                x => Err(self.invalid(key, v.span(), format!("{x} is not a non-negative number"))),
             }
         };
         Ok(Thresholds {

@@ -4,6 +4,8 @@
 use std::path::Path;
 use std::time::Duration;
 
+use toml::Spanned;
+
 use super::raw::FileStep;
 use super::validate::Validator;
 use super::{MAX_STEP_NESTING, Matcher, ScenarioError, Step};
@@ -13,7 +15,7 @@ impl Validator<'_> {
     pub(super) fn steps(
         &self,
         key: &str,
-        file: Vec<FileStep>,
+        file: Vec<Spanned<FileStep>>,
         dir: &Path,
         depth: usize,
     ) -> Result<Vec<Step>, ScenarioError> {
@@ -24,13 +26,17 @@ impl Validator<'_> {
         Ok(steps)
     }
 
+    /// One step at `key`, `depth` repeat blocks deep; errors about the
+    /// step as a whole point at its table.
     pub(super) fn step(
         &self,
         key: &str,
-        f: FileStep,
+        f: Spanned<FileStep>,
         dir: &Path,
         depth: usize,
     ) -> Result<Step, ScenarioError> {
+        let table = f.span();
+        let f = f.into_inner();
         let actions = [
             f.send.is_some(),
             f.send_base64.is_some(),
@@ -44,108 +50,133 @@ impl Validator<'_> {
         if actions.iter().filter(|a| **a).count() != 1 {
             return Err(self.invalid(
                 key,
+                table,
                 "each step takes exactly one of `send`, `send_base64`, `send_file`, `expect`, \
                  `expect_regex`, `ping`, `pause` or `repeat` (with `steps`)",
             ));
         }
-        let timeout = match f.timeout {
+        let timeout = match &f.timeout {
             None => None,
-            Some(_) if f.pause.is_some() || f.repeat.is_some() => {
+            Some(t) if f.pause.is_some() || f.repeat.is_some() => {
                 return Err(self.invalid(
                     &format!("{key}.timeout"),
+                    t.span(),
                     "applies to send, expect and ping steps only",
                 ));
             }
             Some(t) => {
                 let d = self.duration(&format!("{key}.timeout"), Some(t), Duration::ZERO)?;
                 if d.is_zero() {
-                    return Err(self.invalid(&format!("{key}.timeout"), "must be above zero"));
+                    return Err(self.invalid(
+                        &format!("{key}.timeout"),
+                        t.span(),
+                        "must be above zero",
+                    ));
                 }
                 Some(d)
             }
         };
-        if f.binary.is_some() && f.send_file.is_none() {
+        if let (Some(binary), None) = (&f.binary, &f.send_file) {
             return Err(self.invalid(
                 &format!("{key}.binary"),
+                binary.span(),
                 "applies to `send_file` only (`send` is text, `send_base64` is binary)",
             ));
         }
         if f.steps.is_some() && f.repeat.is_none() {
+            // The block's first table, or this step's when the block is empty.
+            let at = f
+                .steps
+                .iter()
+                .flatten()
+                .next()
+                .map_or(table.clone(), Spanned::span);
             return Err(self.invalid(
                 &format!("{key}.steps"),
+                at,
                 "needs `repeat = N` in the same step",
             ));
         }
         if let Some(text) = f.send {
-            let text = self.expand(key, &text)?;
-            self.check_placeholders(key, &text)?;
+            let at = text.span();
+            let text = self.expand(key, text.get_ref(), at.clone())?;
+            self.check_placeholders(key, &text, at)?;
             return Ok(Step::Send { text, timeout });
         }
         if let Some(b64) = f.send_base64 {
             use base64::Engine as _;
             let bytes = base64::engine::general_purpose::STANDARD
-                .decode(b64.trim())
+                .decode(b64.get_ref().trim())
                 .map_err(|e| {
-                    self.invalid(&format!("{key}.send_base64"), format!("is not base64: {e}"))
+                    self.invalid(
+                        &format!("{key}.send_base64"),
+                        b64.span(),
+                        format!("is not base64: {e}"),
+                    )
                 })?;
             return Ok(Step::SendBinary { bytes, timeout });
         }
         if let Some(path) = f.send_file {
             let bytes = self.read_file(&format!("{key}.send_file"), &path, dir)?;
-            if f.binary.unwrap_or(true) {
+            if f.binary.map(Spanned::into_inner).unwrap_or(true) {
                 return Ok(Step::SendBinary { bytes, timeout });
             }
             let text = String::from_utf8(bytes).map_err(|_| {
                 self.invalid(
                     &format!("{key}.send_file"),
+                    path.span(),
                     "is not UTF-8 text; drop `binary = false` to send it as a binary message",
                 )
             })?;
             return Ok(Step::Send { text, timeout });
         }
         if let Some(text) = f.expect {
-            let text = self.expand(key, &text)?;
-            self.check_placeholders(key, &text)?;
+            let at = text.span();
+            let text = self.expand(key, text.get_ref(), at.clone())?;
+            self.check_placeholders(key, &text, at)?;
             return Ok(Step::Expect {
                 matcher: Matcher::Contains(text),
                 timeout,
             });
         }
         if let Some(pattern) = f.expect_regex {
-            regex::Regex::new(&pattern).map_err(|e| {
+            regex::Regex::new(pattern.get_ref()).map_err(|e| {
                 self.invalid(
                     &format!("{key}.expect_regex"),
+                    pattern.span(),
                     format!("is not a regular expression: {e}"),
                 )
             })?;
             return Ok(Step::Expect {
-                matcher: Matcher::Regex(pattern),
+                matcher: Matcher::Regex(pattern.into_inner()),
                 timeout,
             });
         }
         if let Some(payload) = f.ping {
-            if payload.len() > 125 {
+            if payload.get_ref().len() > 125 {
                 return Err(self.invalid(
                     &format!("{key}.ping"),
+                    payload.span(),
                     "a ping payload is at most 125 bytes",
                 ));
             }
             return Ok(Step::Ping {
-                payload: payload.into_bytes(),
+                payload: payload.into_inner().into_bytes(),
                 timeout,
             });
         }
-        if let Some(pause) = f.pause {
+        if let Some(pause) = &f.pause {
             return Ok(Step::Pause(self.duration(
                 &format!("{key}.pause"),
                 Some(pause),
                 Duration::ZERO,
             )?));
         }
-        let times = self.count(&format!("{key}.repeat"), f.repeat, 1, 1, 1_000_000)?;
+        let times = self.count(&format!("{key}.repeat"), f.repeat.as_ref(), 1, 1, 1_000_000)?;
         if depth >= MAX_STEP_NESTING {
             return Err(self.invalid(
                 key,
+                table,
                 format!("repeat blocks nest at most {MAX_STEP_NESTING} deep"),
             ));
         }
@@ -153,6 +184,7 @@ impl Validator<'_> {
         if inner.is_empty() {
             return Err(self.invalid(
                 &format!("{key}.steps"),
+                table,
                 "a repeat needs its block: add [[load.steps.steps]] tables after it",
             ));
         }

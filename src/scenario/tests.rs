@@ -410,3 +410,160 @@ fn missing_program_is_named() {
     );
     assert!(e.contains("/tmp/no-such-server"), "{e}");
 }
+
+#[test]
+fn value_errors_name_line_and_column() {
+    // `sessions = 0` on line 7: the position is the value's, in the format
+    // syntax errors use.
+    let e = err(r#"name = "positions"
+# The service.
+[target]
+url = "ws://127.0.0.1:1/"
+
+[load]
+sessions = 0
+"#);
+    assert!(
+        e.starts_with("/tmp/s.toml:7:12: load.sessions: 0 is out of range"),
+        "{e}"
+    );
+    assert!(e.contains(":7:"), "{e}");
+    assert!(!e.contains('\n'), "one line: {e}");
+    // A syntax error on the same value reads the same way.
+    let e = err(
+        "name = \"positions\"\n# The service.\n[target]\nurl = \"ws://127.0.0.1:1/\"\n\n[load]\nsessions = \"0\"\n",
+    );
+    assert!(
+        e.starts_with("/tmp/s.toml:7:12: load.sessions: invalid type"),
+        "{e}"
+    );
+}
+
+#[test]
+fn value_errors_point_at_the_value_in_every_section() {
+    let ws =
+        |rest: &str| format!("[target]\nurl = \"ws://127.0.0.1:1/\"\n[load]\nsessions = 5\n{rest}");
+    let web = |rest: &str| {
+        format!("[target]\nurl = \"http://127.0.0.1:1/\"\n[load]\nsessions = 5\n{rest}")
+    };
+    let cases = [
+        (
+            "[target]\nurl = \"ws://10.0.0.1:1/\"\n[load]\nsessions = 1".to_owned(),
+            ":2:7: target.url: host `10.0.0.1` is not a loopback address",
+        ),
+        (
+            "[target]\nurl = \"ws://127.0.0.1:1/\"\nprobe_timeout = \"10ms\"\n[load]\nsessions = 1"
+                .to_owned(),
+            ":3:17: target.probe_timeout: must be at least 100ms",
+        ),
+        (
+            "[target]\nurl = \"ws://127.0.0.1:1/\"\ncommand = [\"./no-such-server\"]\n[load]\nsessions = 1"
+                .to_owned(),
+            ":3:12: target.command: program `/tmp/no-such-server` does not exist",
+        ),
+        (
+            "[target]\nurl = \"http://127.0.0.1:1/\"\nenv = { A = \"${LEAKBENCH_NOT_SET_ANYWHERE}\" }\n[load]\nsessions = 1"
+                .to_owned(),
+            ":3:13: target.env.A: environment variable LEAKBENCH_NOT_SET_ANYWHERE is not set",
+        ),
+        (ws("cycles = 1"), ":5:10: load.cycles: 1 is out of range"),
+        (ws("hold = \"-1s\""), ":5:8: load.hold: `-1s` is not a duration"),
+        (ws("requests = 2"), ":5:12: load.requests: applies to http(s) targets only"),
+        (ws("close = \"silent\""), ":5:9: load.close: \"silent\" keeps"),
+        (web("rate = 100\nramp = \"x\""), ":6:8: load.ramp: `x` is not a duration"),
+        (web("ramp = \"1s\""), ":5:8: load.ramp: needs `rate`"),
+        (
+            web("expect_status = [200, 99]"),
+            ":5:23: load.expect_status: 99 is not an HTTP status",
+        ),
+        (
+            web("source_addresses = [\"127.0.0.2\", \"127.0.0.2\"]"),
+            ":5:34: load.source_addresses: `127.0.0.2` is listed twice",
+        ),
+        (
+            web("headers = { \"Bad Name\" = \"x\" }"),
+            ":5:13: load.headers.Bad Name: is not a valid HTTP header name",
+        ),
+        (
+            ws("[[load.steps]]\nsend = \"a\"\n[[load.steps]]\nping = \"x\"\ntimeout = \"0s\""),
+            ":9:11: load.steps[1].timeout: must be above zero",
+        ),
+        (
+            ws("[[load.steps]]\nrepeat = 2\n[[load.steps.steps]]\nexpect_regex = \"(\""),
+            ":8:16: load.steps[0].steps[0].expect_regex: is not a regular expression",
+        ),
+        (
+            ws("[settle]\ntimeout = \"1ms\""),
+            ":6:11: settle.timeout: must be at least 100ms",
+        ),
+        (
+            ws("[thresholds]\nfds = 1\ngoroutines = -2"),
+            ":7:14: thresholds.goroutines: -2 is not a non-negative number",
+        ),
+        (
+            ws("[secrets]\nquery = [\"ok\", \"a=b\"]"),
+            ":6:16: secrets.query: `a=b` is not a query parameter name",
+        ),
+        (
+            "[target]\nurl = \"http://127.0.0.1:1/\"\nmetrics = \"http://127.0.0.1:1/m\"\n[load]\nsessions = 1\n[[signals]]\nmetric = \"a b\"\n[[signals]]\nmetric = \"b\"\nthreshold = -1"
+                .to_owned(),
+            ":7:10: signals[0].metric:",
+        ),
+    ];
+    for (text, want) in cases {
+        let e = err(&text);
+        assert!(e.starts_with("/tmp/s.toml:"), "{e}");
+        assert!(e.contains(want), "{want}: {e}");
+    }
+}
+
+#[test]
+fn errors_about_a_whole_table_point_at_it() {
+    // What a table lacks, or a step with two actions: the table's header.
+    let e = err(
+        "name = \"x\"\n\n[target]\nurl = \"http://127.0.0.1:1/\"\npprof = \"off\"\n[load]\nsessions = 1",
+    );
+    assert!(
+        e.contains("/tmp/s.toml:3:1: target: has no signal source"),
+        "{e}"
+    );
+    let e = err("name = \"x\"\n[target]\nurl = \"wss://127.0.0.1:1/\"\n[load]\nsessions = 1");
+    assert!(
+        e.contains(":2:1: target.tls: a wss/https target needs"),
+        "{e}"
+    );
+    let e = err(
+        "[target]\nurl = \"wss://127.0.0.1:1/\"\npprof = \"http://127.0.0.1:2/\"\n\n[target.tls]\n\n[load]\nsessions = 1",
+    );
+    assert!(e.contains(":5:1: target.tls: give `ca_file"), "{e}");
+    let e =
+        err("target = { url = \"http://127.0.0.1:1/\", pprof = \"off\" }\n[load]\nsessions = 1");
+    assert!(e.contains(":1:10: target: has no signal source"), "{e}");
+    let e = err(
+        "[target]\nurl = \"ws://127.0.0.1:1/\"\n[load]\nsessions = 1\n\n[[load.steps]]\nsend = \"a\"\nexpect = \"b\"",
+    );
+    assert!(
+        e.contains(":6:1: load.steps[0]: each step takes exactly one"),
+        "{e}"
+    );
+    let e = err(
+        "[target]\nurl = \"http://127.0.0.1:1/\"\n[load]\nsessions = 1\n[[signals]]\nmetric = \"x\"",
+    );
+    assert!(
+        e.contains(":5:1: signals[0]: reads from the Prometheus source"),
+        "{e}"
+    );
+}
+
+#[test]
+fn value_error_columns_count_characters() {
+    // `query = ["é", ` is fifteen characters and sixteen bytes: the bad
+    // name starts at column 15.
+    let e = err(
+        "[target]\nurl = \"http://127.0.0.1:1/\"\n[load]\nsessions = 1\n[secrets]\nquery = [\"é\", \"a=b\"]",
+    );
+    assert!(
+        e.contains("/tmp/s.toml:6:15: secrets.query: `a=b` is not a query parameter name"),
+        "{e}"
+    );
+}

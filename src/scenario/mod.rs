@@ -3,6 +3,14 @@
 //! Everything a run needs is decided here, before any socket opens: defaults
 //! live in this module only, and every value is checked so that later stages
 //! never see a zero session count or an unsupported scheme.
+//!
+//! This file holds the validated types, the defaults and the entry points.
+//! `raw.rs` mirrors the TOML as written; `validate.rs` holds the validator,
+//! the checks every section shares and the walk over the sections; each
+//! section is checked in a file of its own (`target.rs`, `load.rs`,
+//! `steps.rs`, `settle_thresholds.rs`, `signals.rs`, `secrets.rs`); and
+//! [`suggest`] locates toml's errors and suggests the nearest valid key.
+//! Every error names the file, line and column.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;

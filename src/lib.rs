@@ -30,7 +30,6 @@ pub mod scenario;
 pub mod settle;
 pub mod signal;
 pub mod sources;
-pub mod suggest;
 pub mod suspects;
 pub mod target;
 pub mod verdict;

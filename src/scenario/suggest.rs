@@ -111,8 +111,9 @@ pub fn locate(text: &str, span: Option<Range<usize>>, message: &str) -> Located 
     }
 }
 
-/// 1-based line and column of byte `at`, and the text of that line.
-fn position(text: &str, at: usize) -> (usize, usize, &str) {
+/// 1-based line and column (in characters) of byte `at`, and the text of
+/// that line. Value errors are located with it too.
+pub(super) fn position(text: &str, at: usize) -> (usize, usize, &str) {
     let mut at = at;
     while !text.is_char_boundary(at) {
         at -= 1;

@@ -13,7 +13,6 @@ pub mod exit;
 pub mod load;
 pub mod pprof;
 pub mod probe;
-pub mod procfs;
 pub mod progress;
 pub mod prom;
 pub mod redact;

@@ -1,19 +1,33 @@
 //! Signal sources: pprof, Prometheus `/metrics`, expvar `/debug/vars` and
 //! /proc, read together into one [`Reading`] of named values.
 //!
+//! Each source is one file behind the [`Source`] trait: it declares the
+//! signals it can give, reads them, and says what it adds to a report. This
+//! file owns the registry ([`REGISTRY`], one line per source) and
+//! [`Sources`], the sources of one run, which reads them in registry order.
+//! That order is the precedence: a source fills only the names that the
+//! sources before it did not give, and the best source that can give a
+//! signal labels it.
+//!
 //! Which signals decide the verdict follows from how exact they are: counts
 //! (goroutines, open descriptors, user-named gauges) always; the live heap
 //! only when pprof lets leakbench force GCs first. Heap figures from metrics
 //! or expvar include garbage, so they are shown and the report says why.
 
+mod expvar;
+mod goroutineleak;
+mod metrics;
+mod pprof;
+mod proc;
+
 use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
 
 use serde::Serialize;
 
-use crate::probe::{Counters, Probe, ProbeError, Snapshot};
-use crate::procfs;
-use crate::prom::{self, Selector};
-use crate::scenario::{Scenario, SignalDef, SignalUnit};
+use crate::probe::{Probe, ProbeError, Snapshot};
+use crate::scenario::Scenario;
 use crate::signal::name::*;
 use crate::signal::{SourceKind, Unit};
 
@@ -35,13 +49,17 @@ pub struct SignalSpec {
     pub source: SourceKind,
 }
 
-/// The sources of one run.
-pub struct Sources {
-    pprof: Option<Probe>,
-    metrics: Option<Probe>,
-    expvar: Option<Probe>,
-    pid: Option<u32>,
-    custom: Vec<(SignalDef, Selector)>,
+impl SignalSpec {
+    /// A signal named `name` that `source` reads.
+    pub fn new(name: &str, unit: Unit, decides: bool, floor: f64, source: SourceKind) -> Self {
+        SignalSpec {
+            name: name.to_owned(),
+            unit,
+            decides,
+            floor,
+            source,
+        }
+    }
 }
 
 /// A source that could not be read.
@@ -67,109 +85,246 @@ impl SourceError {
     }
 }
 
-fn pprof_reading(c: &Counters, r: &mut Reading) {
-    r.insert(GOROUTINES.into(), c.goroutines as f64);
-    r.insert(HEAP_BYTES.into(), c.heap_bytes as f64);
-    r.insert(HEAP_OBJECTS.into(), c.heap_objects as f64);
-    r.insert(STACK_BYTES.into(), c.stack_bytes as f64);
-    r.insert(HEAP_INUSE.into(), c.heap_inuse as f64);
-    r.insert(SYS_BYTES.into(), c.sys_bytes as f64);
-    if let Some(n) = c.leaked_goroutines {
-        r.insert(LEAKED_GOROUTINES.into(), n as f64);
+/// How much a read does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Depth {
+    /// A cheap reading, for every settle poll (pprof: one forced GC).
+    Sample,
+    /// The measurement protocol (pprof: several forced GCs, then the exact
+    /// counters and the goroutineleak total).
+    Measure,
+    /// A measurement that also keeps the source's profiles, for
+    /// [`Source::take_profiles`].
+    Snapshot,
+}
+
+/// A read in progress; it fills the [`Reading`] it was given.
+pub type Pending<'a> = Pin<Box<dyn Future<Output = Result<(), SourceError>> + Send + 'a>>;
+
+/// A read that is already over, for sources that read files synchronously.
+pub fn done<'a>() -> Pending<'a> {
+    Box::pin(std::future::ready(Ok(())))
+}
+
+/// Inserts `name` unless a better source already gave it: standard names
+/// fill what better sources did not.
+pub fn fill(r: &mut Reading, name: &str, value: f64) {
+    if !r.contains_key(name) {
+        r.insert(name.to_owned(), value);
     }
+}
+
+/// The scenario's growth floors, by kind of signal, for sources to give
+/// their signals.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Floors {
+    /// Counts of goroutine-like things (`thresholds.goroutines`).
+    pub counts: f64,
+    /// Open descriptors (`thresholds.fds`).
+    pub fds: f64,
+    /// Bytes: `thresholds.heap_bytes`, or per session times sessions if larger.
+    pub bytes: f64,
+    /// Heap objects: `thresholds.heap_objects`, or per session times sessions.
+    pub objects: f64,
+}
+
+impl Floors {
+    /// The floors of `scenario`.
+    pub fn of(scenario: &Scenario) -> Floors {
+        let t = &scenario.thresholds;
+        let sessions = f64::from(scenario.load.sessions);
+        Floors {
+            counts: t.goroutines,
+            fds: t.fds,
+            bytes: t.heap_bytes.max(t.heap_bytes_per_session * sessions),
+            objects: t.heap_objects.max(t.heap_objects_per_session * sessions),
+        }
+    }
+}
+
+/// What sources are made from.
+pub struct Setup<'a> {
+    /// The scenario; `None` for `leakbench snapshot`, which names pprof alone.
+    pub scenario: Option<&'a Scenario>,
+    /// pprof's base URL: the scenario's `target.pprof` or snapshot's argument.
+    pub pprof: Option<&'a http::Uri>,
+    /// The target's pid: the started target's or `target.pid`.
+    pub pid: Option<u32>,
+}
+
+impl Setup<'_> {
+    /// A probe of `url`, bounded by the scenario's `target.probe_timeout`
+    /// (the default without a scenario).
+    pub fn probe(&self, url: &http::Uri) -> Probe {
+        let probe = Probe::new(url);
+        match self.scenario {
+            Some(s) => probe.with_timeout(s.target.probe_timeout),
+            None => probe,
+        }
+    }
+}
+
+/// One signal source.
+///
+/// The read methods return boxed futures so that the sources of a run can
+/// sit in one list of trait objects (`async fn` in a trait is not
+/// object-safe).
+pub trait Source: Send {
+    /// Where its signals are read.
+    fn kind(&self) -> SourceKind;
+
+    /// Its part of the one-line description of the sources, e.g.
+    /// `metrics http://127.0.0.1:9090/metrics`; `None` when another
+    /// source's part already names it.
+    fn describe(&self) -> Option<String>;
+
+    /// The standard signals it can give, with unit, whether they decide and
+    /// their floors. A signal that a source earlier in [`REGISTRY`] also
+    /// declares is that source's; one the first reading lacks is left out.
+    fn signals(&self, floors: &Floors) -> Vec<SignalSpec>;
+
+    /// User-named signals (`[[signals]]`): each is its own row, after the
+    /// standard ones, whatever other sources give.
+    fn user_signals(&self, _floors: &Floors) -> Vec<SignalSpec> {
+        Vec::new()
+    }
+
+    /// Reads its signals into `r`, filling (see [`fill`]) what sources
+    /// earlier in [`REGISTRY`] did not give.
+    fn read<'a>(&'a mut self, depth: Depth, r: &'a mut Reading) -> Pending<'a>;
+
+    /// Adds to the first reading what a sample leaves out but the run must
+    /// know of from the start (pprof: the goroutineleak total, finding out
+    /// once whether the target serves it).
+    fn read_extras<'a>(&'a mut self, _r: &'a mut Reading) -> Pending<'a> {
+        done()
+    }
+
+    /// Whether it can force a GC before the heap is read.
+    fn can_force_gc(&self) -> bool {
+        false
+    }
+
+    /// The target's heap profile sampling rate, when this source knows it.
+    fn heap_profile_rate(&self) -> Option<u64> {
+        None
+    }
+
+    /// The profiles the last [`Depth::Snapshot`] read kept, for attribution.
+    fn take_profiles(&mut self) -> Option<Snapshot> {
+        None
+    }
+
+    /// Closes its connections (they reopen on the next read).
+    fn close(&mut self) {}
+}
+
+/// Makes a source from the setup; `None` when the setup names none.
+pub type Open = fn(&Setup<'_>) -> Option<Box<dyn Source>>;
+
+/// Every source, in read and precedence order: pprof's exact counters
+/// first, then /proc, then metrics and expvar filling what is left. A new
+/// source is its own file plus one line here.
+pub const REGISTRY: &[Open] = &[pprof::open, proc::open, metrics::open, expvar::open];
+
+/// Report order of the standard signals (deciding ones are moved first
+/// afterwards); signals not listed follow in registry order.
+const ORDER: [&str; 13] = [
+    GOROUTINES,
+    LEAKED_GOROUTINES,
+    HEAP_BYTES,
+    HEAP_OBJECTS,
+    FDS,
+    STACK_BYTES,
+    HEAP_INUSE,
+    SYS_BYTES,
+    SOCKETS,
+    PIPES,
+    OTHER_FDS,
+    RSS_BYTES,
+    THREADS,
+];
+
+/// The sources of one run.
+pub struct Sources {
+    list: Vec<Box<dyn Source>>,
 }
 
 impl Sources {
     /// The sources a scenario names; `pid` is the started target's, or the
     /// scenario's `target.pid`.
     pub fn new(scenario: &Scenario, pid: Option<u32>) -> Sources {
-        let t = &scenario.target;
-        let custom = scenario
-            .signals
-            .iter()
-            .map(|d| (d.clone(), d.selector.clone()))
-            .collect();
-        let probe = |u: &http::Uri| Probe::new(u).with_timeout(t.probe_timeout);
-        Sources {
-            pprof: t.pprof.as_ref().map(probe),
-            metrics: t.metrics.as_ref().map(probe),
-            expvar: t.expvar.as_ref().map(probe),
-            pid: pid.or(t.pid),
-            custom,
-        }
+        Sources::open(&Setup {
+            scenario: Some(scenario),
+            pprof: scenario.target.pprof.as_ref(),
+            pid: pid.or(scenario.target.pid),
+        })
     }
 
     /// pprof at `base` alone, plus /proc of `pid` (for `leakbench snapshot`).
     pub fn pprof_only(base: &http::Uri, pid: Option<u32>) -> Sources {
-        Sources {
-            pprof: Some(Probe::new(base)),
-            metrics: None,
-            expvar: None,
+        Sources::open(&Setup {
+            scenario: None,
+            pprof: Some(base),
             pid,
-            custom: Vec::new(),
+        })
+    }
+
+    /// Every registered source that `setup` names, in registry order.
+    pub fn open(setup: &Setup<'_>) -> Sources {
+        Sources {
+            list: REGISTRY.iter().filter_map(|open| open(setup)).collect(),
         }
     }
 
     /// The target's heap profile sampling rate, once pprof was read.
     pub fn heap_profile_rate(&self) -> Option<u64> {
-        self.pprof.as_ref()?.heap_profile_rate()
+        self.list.iter().find_map(|s| s.heap_profile_rate())
     }
 
     /// Whether the heap can be measured after forced GCs.
     pub fn can_force_gc(&self) -> bool {
-        self.pprof.is_some()
+        self.list.iter().any(|s| s.can_force_gc())
     }
 
-    /// One line naming the sources, for progress and reports.
+    /// One line naming the sources, for progress and reports: the endpoints
+    /// first, then the process's own files.
     pub fn describe(&self) -> String {
-        let mut parts = Vec::new();
-        if let Some(p) = &self.pprof {
-            let leaks = if p.serves_leak_profile() == Some(true) {
-                " (with goroutineleak)"
-            } else {
-                ""
-            };
-            parts.push(format!("pprof {}{leaks}", p.base()));
-        }
-        if let Some(p) = &self.metrics {
-            parts.push(format!("metrics {}", p.base()));
-        }
-        if let Some(p) = &self.expvar {
-            parts.push(format!("expvar {}", p.base()));
-        }
-        if let Some(pid) = self.pid {
-            parts.push(format!("/proc/{pid}"));
-        }
+        let mut parts: Vec<(bool, String)> = self
+            .list
+            .iter()
+            .filter_map(|s| Some((s.kind() == SourceKind::Proc, s.describe()?)))
+            .collect();
+        parts.sort_by_key(|(proc, _)| *proc);
+        let parts: Vec<String> = parts.into_iter().map(|(_, p)| p).collect();
         parts.join(", ")
     }
 
     /// Closes every connection (they reopen on the next read).
     pub fn close(&mut self) {
-        for p in [&mut self.pprof, &mut self.metrics, &mut self.expvar]
-            .into_iter()
-            .flatten()
-        {
-            p.close();
+        for s in &mut self.list {
+            s.close();
         }
+    }
+
+    async fn read(&mut self, depth: Depth) -> Result<Reading, SourceError> {
+        let mut r = Reading::new();
+        for s in &mut self.list {
+            s.read(depth, &mut r).await?;
+        }
+        Ok(r)
     }
 
     /// A cheap reading for settling: one forced GC through pprof if any.
     pub async fn sample(&mut self) -> Result<Reading, SourceError> {
-        let mut r = Reading::new();
-        if let Some(p) = self.pprof.as_mut() {
-            pprof_reading(&p.sample().await?, &mut r);
-        }
-        self.read_others(&mut r).await?;
-        Ok(r)
+        self.read(Depth::Sample).await
     }
 
     /// Adds the `goroutineleak` profile's total to `r` when pprof serves
     /// it (finding out whether it does, once).
     pub async fn add_leaked_goroutines(&mut self, r: &mut Reading) -> Result<(), SourceError> {
-        if let Some(p) = self.pprof.as_mut() {
-            if let Some(leaks) = p.goroutine_leaks().await? {
-                r.insert(LEAKED_GOROUTINES.into(), leaks.total as f64);
-            }
+        for s in &mut self.list {
+            s.read_extras(r).await?;
         }
         Ok(())
     }
@@ -177,179 +332,223 @@ impl Sources {
     /// The measurement protocol: several forced GCs through pprof, then all
     /// sources.
     pub async fn measure(&mut self) -> Result<Reading, SourceError> {
-        let mut r = Reading::new();
-        if let Some(p) = self.pprof.as_mut() {
-            pprof_reading(&p.measure().await?, &mut r);
-        }
-        self.read_others(&mut r).await?;
-        Ok(r)
+        self.read(Depth::Measure).await
     }
 
     /// [`Sources::measure`] plus the pprof profiles, when pprof is a source.
     pub async fn snapshot(&mut self) -> Result<(Reading, Option<Snapshot>), SourceError> {
-        let mut r = Reading::new();
-        let snap = match self.pprof.as_mut() {
-            Some(p) => {
-                let s = p.snapshot().await?;
-                pprof_reading(&s.counters, &mut r);
-                Some(s)
-            }
-            None => None,
-        };
-        self.read_others(&mut r).await?;
-        Ok((r, snap))
-    }
-
-    async fn read_others(&mut self, r: &mut Reading) -> Result<(), SourceError> {
-        if let Some(pid) = self.pid {
-            if let Some(p) = procfs::read(pid) {
-                r.insert(FDS.into(), p.fds as f64);
-                r.insert(SOCKETS.into(), p.sockets as f64);
-                r.insert(PIPES.into(), p.pipes as f64);
-                r.insert(OTHER_FDS.into(), p.other_fds as f64);
-                r.insert(RSS_BYTES.into(), p.rss_bytes as f64);
-                r.insert(THREADS.into(), p.threads as f64);
+        let read = self.read(Depth::Snapshot).await;
+        // Taken even after a failed read, so no source keeps stale profiles.
+        let mut profiles = None;
+        for s in &mut self.list {
+            if let Some(p) = s.take_profiles() {
+                profiles.get_or_insert(p);
             }
         }
-        if let Some(p) = self.metrics.as_mut() {
-            let body = p.get("").await?;
-            let url = p.base().to_string();
-            let text = String::from_utf8_lossy(&body);
-            let series = prom::parse(&text).map_err(|e| SourceError::Content {
-                url: url.clone(),
-                message: format!("not a Prometheus text exposition ({e})"),
-            })?;
-            // Standard names fill what better sources did not.
-            let standard = [
-                ("go_goroutines", GOROUTINES),
-                ("process_open_fds", FDS),
-                ("go_memstats_heap_alloc_bytes", HEAP_BYTES),
-                ("go_memstats_heap_objects", HEAP_OBJECTS),
-                ("go_memstats_stack_inuse_bytes", STACK_BYTES),
-                ("process_resident_memory_bytes", RSS_BYTES),
-            ];
-            for (metric, name) in standard {
-                if r.contains_key(name) {
-                    continue;
-                }
-                let selector = Selector {
-                    name: metric.to_owned(),
-                    labels: BTreeMap::new(),
-                };
-                if let Some(v) = selector.value(&series) {
-                    r.insert(name.to_owned(), v);
-                }
-            }
-            for (def, selector) in &self.custom {
-                // A gauge created lazily is absent until first used: zero.
-                r.insert(def.name.clone(), selector.value(&series).unwrap_or(0.0));
-            }
-        }
-        if let Some(p) = self.expvar.as_mut() {
-            let body = p.get("").await?;
-            let url = p.base().to_string();
-            let json: serde_json::Value =
-                serde_json::from_slice(&body).map_err(|e| SourceError::Content {
-                    url: url.clone(),
-                    message: format!(
-                        "not expvar JSON ({e}); is `import _ \"expvar\"` in the target?"
-                    ),
-                })?;
-            let mem = json.get("memstats").ok_or_else(|| SourceError::Content {
-                url,
-                message: "has no `memstats`: the target does not import expvar's runtime stats"
-                    .into(),
-            })?;
-            for (field, name) in [
-                ("HeapAlloc", HEAP_BYTES),
-                ("HeapObjects", HEAP_OBJECTS),
-                ("StackInuse", STACK_BYTES),
-                ("HeapInuse", HEAP_INUSE),
-                ("Sys", SYS_BYTES),
-            ] {
-                if !r.contains_key(name) {
-                    if let Some(v) = mem.get(field).and_then(serde_json::Value::as_f64) {
-                        r.insert(name.to_owned(), v);
-                    }
-                }
-            }
-        }
-        Ok(())
+        Ok((read?, profiles))
     }
 
     /// The signals of this run, given the first reading (which shows what
     /// the sources actually serve) and the scenario's floors.
     pub fn specs(&self, first: &Reading, scenario: &Scenario) -> Vec<SignalSpec> {
-        let t = &scenario.thresholds;
-        let sessions = f64::from(scenario.load.sessions);
-        let heap_floor = t.heap_bytes.max(t.heap_bytes_per_session * sessions);
-        let objects_floor = t.heap_objects.max(t.heap_objects_per_session * sessions);
-        let gc = self.can_force_gc();
-        let heap_source = if gc {
-            SourceKind::Pprof
-        } else if self.metrics.is_some() && first.contains_key(HEAP_BYTES) {
-            SourceKind::Metrics
-        } else {
-            SourceKind::Expvar
-        };
-        let count_source = if gc {
-            SourceKind::Pprof
-        } else {
-            SourceKind::Metrics
-        };
-        let fd_source = if self.pid.is_some() {
-            SourceKind::Proc
-        } else {
-            SourceKind::Metrics
-        };
-        use SourceKind::{Pprof, Proc};
-        use Unit::{Bytes, Count};
-        let standard: [(&str, Unit, bool, f64, SourceKind); 13] = [
-            (GOROUTINES, Count, true, t.goroutines, count_source),
-            // Proven leaks: one more every cycle is a leak.
-            (LEAKED_GOROUTINES, Count, true, 1.0, Pprof),
-            (HEAP_BYTES, Bytes, gc, heap_floor, heap_source),
-            (HEAP_OBJECTS, Count, gc, objects_floor, heap_source),
-            (FDS, Count, true, t.fds, fd_source),
-            (STACK_BYTES, Bytes, false, heap_floor, heap_source),
-            (HEAP_INUSE, Bytes, false, heap_floor, heap_source),
-            (SYS_BYTES, Bytes, false, heap_floor, heap_source),
-            (SOCKETS, Count, false, t.fds, Proc),
-            (PIPES, Count, false, t.fds, Proc),
-            (OTHER_FDS, Count, false, t.fds, Proc),
-            (RSS_BYTES, Bytes, false, heap_floor, fd_source),
-            (THREADS, Count, false, t.goroutines, Proc),
-        ];
-        let mut specs: Vec<SignalSpec> = standard
-            .iter()
-            .filter(|(name, ..)| first.contains_key(*name))
-            .map(|&(name, unit, decides, floor, source)| SignalSpec {
-                name: name.to_owned(),
-                unit,
-                decides,
-                floor,
-                source,
-            })
-            .collect();
-        for (def, _) in &self.custom {
-            let unit = match def.unit {
-                SignalUnit::Count => Unit::Count,
-                SignalUnit::Bytes => Unit::Bytes,
-            };
-            let floor = def.threshold.unwrap_or(match def.unit {
-                SignalUnit::Count => t.goroutines,
-                SignalUnit::Bytes => heap_floor,
-            });
-            specs.push(SignalSpec {
-                name: def.name.clone(),
-                unit,
-                decides: def.decides,
-                floor,
-                source: SourceKind::Metrics,
-            });
+        let floors = Floors::of(scenario);
+        let mut specs: Vec<SignalSpec> = Vec::new();
+        for source in &self.list {
+            for spec in source.signals(&floors) {
+                // The best source that can give a signal labels it.
+                if first.contains_key(&spec.name) && !specs.iter().any(|s| s.name == spec.name) {
+                    specs.push(spec);
+                }
+            }
+        }
+        // Stable: signals not in ORDER keep registry order after it.
+        specs.sort_by_key(|s| {
+            ORDER
+                .iter()
+                .position(|n| *n == s.name)
+                .unwrap_or(ORDER.len())
+        });
+        for source in &self.list {
+            specs.extend(source.user_signals(&floors));
         }
         // Deciding signals first, in a stable order.
         specs.sort_by_key(|s| !s.decides);
         specs
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scenario(target: &str, signals: &str) -> Scenario {
+        let text = format!(
+            "name = \"t\"\n[target]\nurl = \"http://127.0.0.1:3000/visit\"\n{target}\
+             [load]\nsessions = 100\n{signals}"
+        );
+        Scenario::parse(&text, std::path::Path::new("t.toml")).unwrap()
+    }
+
+    fn first(names: &[&str]) -> Reading {
+        names.iter().map(|n| ((*n).to_owned(), 1.0)).collect()
+    }
+
+    /// name, source, decides: what a report's signal rows show.
+    fn rows(specs: &[SignalSpec]) -> Vec<(String, &'static str, bool)> {
+        specs
+            .iter()
+            .map(|s| (s.name.clone(), s.source.as_str(), s.decides))
+            .collect()
+    }
+
+    fn row(name: &str, source: &'static str, decides: bool) -> (String, &'static str, bool) {
+        (name.to_owned(), source, decides)
+    }
+
+    #[test]
+    fn pprof_and_proc_give_the_exact_signals_in_report_order() {
+        let s = scenario("pprof = \"http://127.0.0.1:3000/debug/pprof\"\n", "");
+        let sources = Sources::new(&s, Some(1));
+        assert!(sources.can_force_gc());
+        assert_eq!(sources.heap_profile_rate(), None);
+        assert_eq!(
+            sources.describe(),
+            "pprof http://127.0.0.1:3000/debug/pprof, /proc/1"
+        );
+        let read = [
+            GOROUTINES,
+            HEAP_BYTES,
+            HEAP_OBJECTS,
+            STACK_BYTES,
+            HEAP_INUSE,
+            SYS_BYTES,
+            FDS,
+            SOCKETS,
+            PIPES,
+            OTHER_FDS,
+            RSS_BYTES,
+            THREADS,
+        ];
+        assert_eq!(
+            rows(&sources.specs(&first(&read), &s)),
+            [
+                row(GOROUTINES, "pprof", true),
+                row(HEAP_BYTES, "pprof", true),
+                row(HEAP_OBJECTS, "pprof", true),
+                row(FDS, "proc", true),
+                row(STACK_BYTES, "pprof", false),
+                row(HEAP_INUSE, "pprof", false),
+                row(SYS_BYTES, "pprof", false),
+                row(SOCKETS, "proc", false),
+                row(PIPES, "proc", false),
+                row(OTHER_FDS, "proc", false),
+                row(RSS_BYTES, "proc", false),
+                row(THREADS, "proc", false),
+            ]
+        );
+        // The floors are the scenario's, per session where that is larger.
+        let specs = sources.specs(&first(&[HEAP_BYTES, LEAKED_GOROUTINES]), &s);
+        let floors: Vec<f64> = specs.iter().map(|x| x.floor).collect();
+        let t = &s.thresholds;
+        assert_eq!(
+            floors,
+            [1.0, t.heap_bytes.max(t.heap_bytes_per_session * 100.0)],
+            "{specs:?}"
+        );
+        assert_eq!(specs[0].name, LEAKED_GOROUTINES);
+    }
+
+    #[test]
+    fn without_pprof_metrics_fill_in_and_user_signals_follow() {
+        let s = scenario(
+            "metrics = \"http://127.0.0.1:3000/metrics\"\n",
+            "[[signals]]\nmetric = \"app_sessions\"\nname = \"sessions\"\n\
+             [[signals]]\nmetric = \"app_bytes\"\nunit = \"bytes\"\ndecides = false\n",
+        );
+        let sources = Sources::new(&s, Some(1));
+        assert!(!sources.can_force_gc());
+        assert_eq!(
+            sources.describe(),
+            "metrics http://127.0.0.1:3000/metrics, /proc/1"
+        );
+        let read = [
+            GOROUTINES,
+            FDS,
+            HEAP_BYTES,
+            RSS_BYTES,
+            THREADS,
+            "sessions",
+            "app_bytes",
+        ];
+        assert_eq!(
+            rows(&sources.specs(&first(&read), &s)),
+            [
+                row(GOROUTINES, "metrics", true),
+                row(FDS, "proc", true),
+                row("sessions", "metrics", true),
+                row(HEAP_BYTES, "metrics", false),
+                row(RSS_BYTES, "proc", false),
+                row(THREADS, "proc", false),
+                row("app_bytes", "metrics", false),
+            ]
+        );
+        // Without a pid, descriptors and RSS can only be the target's own.
+        let sources = Sources::new(&s, None);
+        let specs = sources.specs(&first(&[FDS, RSS_BYTES]), &s);
+        assert_eq!(specs[0].source, SourceKind::Metrics);
+        assert_eq!(
+            specs.iter().find(|x| x.name == RSS_BYTES).unwrap().source,
+            SourceKind::Metrics
+        );
+    }
+
+    #[test]
+    fn metrics_outrank_expvar_for_the_whole_heap_group() {
+        let s = scenario(
+            "metrics = \"http://127.0.0.1:3000/metrics\"\n\
+             expvar = \"http://127.0.0.1:3000/debug/vars\"\n",
+            "",
+        );
+        let sources = Sources::new(&s, None);
+        assert_eq!(
+            sources.describe(),
+            "metrics http://127.0.0.1:3000/metrics, expvar http://127.0.0.1:3000/debug/vars"
+        );
+        let specs = sources.specs(&first(&[GOROUTINES, HEAP_BYTES, HEAP_INUSE]), &s);
+        assert_eq!(
+            rows(&specs),
+            [
+                row(GOROUTINES, "metrics", true),
+                row(HEAP_BYTES, "metrics", false),
+                row(HEAP_INUSE, "metrics", false),
+            ]
+        );
+        let s = scenario("expvar = \"http://127.0.0.1:3000/debug/vars\"\n", "");
+        let specs = Sources::new(&s, Some(1)).specs(&first(&[HEAP_BYTES, FDS]), &s);
+        assert_eq!(
+            rows(&specs),
+            [row(FDS, "proc", true), row(HEAP_BYTES, "expvar", false)]
+        );
+    }
+
+    #[test]
+    fn snapshot_sources_are_pprof_and_the_pid() {
+        let base: http::Uri = "http://127.0.0.1:6060/debug/pprof".parse().unwrap();
+        assert_eq!(
+            Sources::pprof_only(&base, Some(7)).describe(),
+            "pprof http://127.0.0.1:6060/debug/pprof, /proc/7"
+        );
+        assert_eq!(
+            Sources::pprof_only(&base, None).describe(),
+            "pprof http://127.0.0.1:6060/debug/pprof"
+        );
+    }
+
+    #[test]
+    fn fill_keeps_what_a_better_source_gave() {
+        let mut r = Reading::new();
+        fill(&mut r, FDS, 3.0);
+        fill(&mut r, FDS, 4.0);
+        assert_eq!(r[FDS], 3.0);
     }
 }

@@ -14,11 +14,7 @@
 //! only when pprof lets leakbench force GCs first. Heap figures from metrics
 //! or expvar include garbage, so they are shown and the report says why.
 
-mod expvar;
 mod goroutineleak;
-mod metrics;
-mod pprof;
-mod proc;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -222,10 +218,26 @@ pub trait Source: Send {
 /// Makes a source from the setup; `None` when the setup names none.
 pub type Open = fn(&Setup<'_>) -> Option<Box<dyn Source>>;
 
-/// Every source, in read and precedence order: pprof's exact counters
-/// first, then /proc, then metrics and expvar filling what is left. A new
-/// source is its own file plus one line here.
-pub const REGISTRY: &[Open] = &[pprof::open, proc::open, metrics::open, expvar::open];
+/// Declares each source's module and lists its `open` in [`REGISTRY`].
+macro_rules! registry {
+    ($($source:ident),+ $(,)?) => {
+        $(mod $source;)+
+
+        /// Every source, in read and precedence order: pprof's exact
+        /// counters first, then /proc, then metrics and expvar filling what
+        /// is left, then the smaps_rollup example. A new source is its own
+        /// file plus one line in the `registry!` list.
+        pub const REGISTRY: &[Open] = &[$($source::open),+];
+    };
+}
+
+registry! {
+    pprof,
+    proc,
+    metrics,
+    expvar,
+    smaps,
+}
 
 /// Report order of the standard signals (deciding ones are moved first
 /// afterwards); signals not listed follow in registry order.
@@ -529,6 +541,27 @@ mod tests {
             rows(&specs),
             [row(FDS, "proc", true), row(HEAP_BYTES, "expvar", false)]
         );
+    }
+
+    #[test]
+    fn signals_outside_the_report_order_follow_the_standard_ones() {
+        let s = scenario(
+            "metrics = \"http://127.0.0.1:3000/metrics\"\n",
+            "[[signals]]\nmetric = \"app_bytes\"\nunit = \"bytes\"\ndecides = false\n",
+        );
+        let read = [ANON_BYTES, "app_bytes", THREADS, FDS];
+        assert_eq!(
+            rows(&Sources::new(&s, Some(1)).specs(&first(&read), &s)),
+            [
+                row(FDS, "proc", true),
+                row(THREADS, "proc", false),
+                row(ANON_BYTES, "proc", false),
+                row("app_bytes", "metrics", false),
+            ]
+        );
+        // No pid, no /proc: anon_bytes is not offered even if a name matches.
+        let specs = Sources::new(&s, None).specs(&first(&read), &s);
+        assert!(specs.iter().all(|x| x.name != ANON_BYTES), "{specs:?}");
     }
 
     #[test]

@@ -164,8 +164,9 @@ impl Setup<'_> {
 ///
 /// The read methods return boxed futures so that the sources of a run can
 /// sit in one list of trait objects (`async fn` in a trait is not
-/// object-safe).
-pub trait Source: Send {
+/// object-safe). `Send + Sync` keeps [`Sources`] both, as it was with
+/// fixed fields.
+pub trait Source: Send + Sync {
     /// Where its signals are read.
     fn kind(&self) -> SourceKind;
 
@@ -575,6 +576,12 @@ mod tests {
             Sources::pprof_only(&base, None).describe(),
             "pprof http://127.0.0.1:6060/debug/pprof"
         );
+    }
+
+    #[test]
+    fn sources_can_be_held_across_awaits_anywhere() {
+        fn send_and_sync<T: Send + Sync>() {}
+        send_and_sync::<Sources>();
     }
 
     #[test]

@@ -20,7 +20,6 @@ pub mod load;
 pub mod output;
 pub mod pprof;
 pub mod probe;
-pub mod procfs;
 pub mod progress;
 pub mod prom;
 pub mod protocol;

@@ -36,6 +36,9 @@ pub mod name {
     pub const RSS_BYTES: &str = "rss_bytes";
     /// OS threads.
     pub const THREADS: &str = "threads";
+    /// Resident anonymous memory (no file behind it), bytes, from
+    /// /proc/PID/smaps_rollup.
+    pub const ANON_BYTES: &str = "anon_bytes";
 }
 
 /// The unit of a signal's values.

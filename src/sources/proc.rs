@@ -1,33 +1,87 @@
-//! Process signals from Linux's /proc: open descriptors by kind, RSS, threads.
+//! The /proc source: Linux's /proc/PID of the target, whenever its pid is
+//! known: open descriptors by kind, RSS, threads.
 //!
 //! Open descriptors are exact and take part in the verdict like goroutines:
 //! a socket left in CLOSE_WAIT shows here and nowhere in a heap profile. RSS
 //! is shown only: the Go scavenger returns memory slowly.
 
-use std::path::Path;
+use super::{Depth, Floors, Pending, Reading, Setup, SignalSpec, Source, done, fill};
+use crate::signal::SourceKind;
+use crate::signal::Unit::{Bytes, Count};
+use crate::signal::name::*;
 
-use serde::Serialize;
+/// The /proc source of `setup`, if a pid is known.
+pub(super) fn open(setup: &Setup<'_>) -> Option<Box<dyn Source>> {
+    Some(Box::new(Proc { pid: setup.pid? }))
+}
+
+/// /proc/PID of one process.
+struct Proc {
+    pid: u32,
+}
+
+impl Source for Proc {
+    fn kind(&self) -> SourceKind {
+        SourceKind::Proc
+    }
+
+    fn describe(&self) -> Option<String> {
+        Some(format!("/proc/{}", self.pid))
+    }
+
+    fn signals(&self, f: &Floors) -> Vec<SignalSpec> {
+        let proc = |name, unit, decides, floor| {
+            SignalSpec::new(name, unit, decides, floor, SourceKind::Proc)
+        };
+        vec![
+            proc(FDS, Count, true, f.fds),
+            proc(SOCKETS, Count, false, f.fds),
+            proc(PIPES, Count, false, f.fds),
+            proc(OTHER_FDS, Count, false, f.fds),
+            proc(RSS_BYTES, Bytes, false, f.bytes),
+            proc(THREADS, Count, false, f.counts),
+        ]
+    }
+
+    fn read<'a>(&'a mut self, _depth: Depth, r: &'a mut Reading) -> Pending<'a> {
+        // A process that is gone reads as nothing; the caller notices the exit.
+        if let Some(p) = read(self.pid) {
+            insert_stats(&p, r);
+        }
+        done()
+    }
+}
+
+/// The named values of `p`.
+fn insert_stats(p: &ProcStats, r: &mut Reading) {
+    fill(r, FDS, p.fds as f64);
+    fill(r, SOCKETS, p.sockets as f64);
+    fill(r, PIPES, p.pipes as f64);
+    fill(r, OTHER_FDS, p.other_fds as f64);
+    fill(r, RSS_BYTES, p.rss_bytes as f64);
+    fill(r, THREADS, p.threads as f64);
+}
 
 /// A process's descriptors and memory at one moment.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct ProcStats {
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct ProcStats {
     /// Open file descriptors of every kind.
-    pub fds: u64,
+    fds: u64,
     /// Of which sockets.
-    pub sockets: u64,
+    sockets: u64,
     /// Of which pipes.
-    pub pipes: u64,
+    pipes: u64,
     /// Of which regular files and everything else (anon inodes, devices).
-    pub other_fds: u64,
+    other_fds: u64,
     /// Resident set size, bytes.
-    pub rss_bytes: u64,
+    rss_bytes: u64,
     /// OS threads.
-    pub threads: u64,
+    threads: u64,
 }
 
 /// Reads /proc/PID; `None` when the process is gone or /proc is unreadable.
-pub fn read(pid: u32) -> Option<ProcStats> {
-    let dir = Path::new("/proc").join(pid.to_string());
+fn read(pid: u32) -> Option<ProcStats> {
+    let dir = std::path::Path::new("/proc").join(pid.to_string());
     let status = std::fs::read_to_string(dir.join("status")).ok()?;
     let mut stats = parse_status(&status);
     for entry in std::fs::read_dir(dir.join("fd")).ok()?.flatten() {
@@ -117,5 +171,33 @@ mod tests {
     #[test]
     fn a_gone_process_reads_as_none() {
         assert_eq!(read(u32::MAX - 1), None);
+    }
+
+    #[test]
+    fn stats_fill_every_declared_signal() {
+        let p = ProcStats {
+            fds: 5,
+            sockets: 2,
+            pipes: 1,
+            other_fds: 2,
+            rss_bytes: 4096,
+            threads: 3,
+        };
+        let mut r = Reading::new();
+        insert_stats(&p, &mut r);
+        let floors = Floors {
+            counts: 2.0,
+            fds: 2.0,
+            bytes: 65536.0,
+            objects: 256.0,
+        };
+        let mut declared: Vec<String> = Proc { pid: 1 }
+            .signals(&floors)
+            .into_iter()
+            .map(|s| s.name)
+            .collect();
+        declared.sort();
+        assert_eq!(declared, r.keys().cloned().collect::<Vec<_>>());
+        assert_eq!((r[FDS], r[RSS_BYTES], r[THREADS]), (5.0, 4096.0, 3.0));
     }
 }

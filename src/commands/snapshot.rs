@@ -11,7 +11,7 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 
 use crate::settle::{self, BASELINE_QUIET, Goal, Tolerance};
-use crate::signal::{Unit, format_value};
+use crate::signal::{Unit, format_value, name};
 use crate::sources::{Reading, Sources};
 
 /// Files a snapshot writes, in the order listed to the user.
@@ -47,13 +47,13 @@ pub async fn execute(url: &str, dir: &Path, settle_for: Duration, pid: Option<u3
     } else {
         // Still means no exact counter moved beyond one unit for the quiet window.
         let mut still: Tolerance = [
-            ("goroutines".to_owned(), 1.0),
-            ("heap_bytes".to_owned(), 64.0 * 1024.0),
-            ("heap_objects".to_owned(), 256.0),
+            (name::GOROUTINES.to_owned(), 1.0),
+            (name::HEAP_BYTES.to_owned(), 64.0 * 1024.0),
+            (name::HEAP_OBJECTS.to_owned(), 256.0),
         ]
         .into();
         if pid.is_some() {
-            still.insert("fds".to_owned(), 1.0);
+            still.insert(name::FDS.to_owned(), 1.0);
         }
         let goal = Goal {
             baseline: None,
@@ -92,7 +92,7 @@ pub async fn execute(url: &str, dir: &Path, settle_for: Duration, pid: Option<u3
     let c = &snap.counters;
     let fds = record
         .counters
-        .get("fds")
+        .get(name::FDS)
         .map(|f| format!(", {f} open fds"))
         .unwrap_or_default();
     println!(

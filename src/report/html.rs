@@ -9,7 +9,7 @@
 
 use std::fmt::Write;
 
-use super::model::{PhaseKind, Verdict, format_per_session, format_value};
+use super::model::{PhaseKind, Verdict, format_per_session, format_value, name};
 use super::svg::{Axis, Band, Chart, Line, Reference, esc};
 use super::{Render, Report, latency_kind, suspect_unit};
 
@@ -140,14 +140,14 @@ fn per_cycle(o: &mut String, r: &Report) {
     let mut drawn = 0;
     for (name, unit, colour, id, title) in [
         (
-            "goroutines",
+            name::GOROUTINES,
             Axis::Count,
             GOROUTINE_COLOUR,
             "chart-cycles-goroutines",
             "Goroutines after each cycle (settled, after forced GCs) against baseline",
         ),
         (
-            "heap_bytes",
+            name::HEAP_BYTES,
             Axis::Bytes,
             HEAP_COLOUR,
             "chart-cycles-heap",
@@ -245,20 +245,20 @@ fn timeline(o: &mut String, r: &Report) {
     };
     for (name, unit, colour, id, title, key) in [
         (
-            "goroutines",
+            name::GOROUTINES,
             Axis::Count,
             GOROUTINE_COLOUR,
             "chart-timeline-goroutines",
             "Goroutines through the run",
-            "goroutines",
+            name::GOROUTINES,
         ),
         (
-            "heap_bytes",
+            name::HEAP_BYTES,
             Axis::Bytes,
             HEAP_COLOUR,
             "chart-timeline-heap",
             "Live heap through the run",
-            "heap_bytes",
+            name::HEAP_BYTES,
         ),
     ] {
         let chart = Chart {

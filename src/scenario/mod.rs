@@ -32,6 +32,7 @@ mod target;
 mod tests;
 mod validate;
 
+pub use crate::signal::Unit;
 use raw::FileScenario;
 use validate::Validator;
 
@@ -119,21 +120,11 @@ pub struct SignalDef {
     /// Which series to read (matching series are summed).
     pub selector: crate::prom::Selector,
     /// Unit of its values.
-    pub unit: SignalUnit,
+    pub unit: Unit,
     /// Growth per cycle below which a change is noise; default by unit.
     pub threshold: Option<f64>,
     /// Whether it takes part in the verdict.
     pub decides: bool,
-}
-
-/// Unit of a user-named signal.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SignalUnit {
-    /// A count of things (handles, sessions, threads).
-    Count,
-    /// A size in bytes.
-    Bytes,
 }
 
 /// How to tell that a started target is ready.

@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{CloseMode, HttpConnection, SignalUnit};
+use super::{CloseMode, HttpConnection, Unit};
 
 /// The whole file: the top-level keys and tables.
 #[derive(Debug, Deserialize)]
@@ -51,7 +51,7 @@ pub(super) struct FileSecrets {
 pub(super) struct FileSignal {
     pub(super) metric: Spanned<String>,
     pub(super) name: Option<String>,
-    pub(super) unit: Option<SignalUnit>,
+    pub(super) unit: Option<Unit>,
     pub(super) threshold: Option<Spanned<f64>>,
     pub(super) decides: Option<bool>,
 }

@@ -5,7 +5,7 @@ use toml::Spanned;
 
 use super::raw::FileSignal;
 use super::validate::Validator;
-use super::{ScenarioError, SignalDef, SignalUnit, Target};
+use super::{ScenarioError, SignalDef, Target, Unit};
 
 impl Validator<'_> {
     /// `[[signals]]`, each read from the Prometheus source of `target`.
@@ -51,7 +51,7 @@ impl Validator<'_> {
             signals.push(SignalDef {
                 name,
                 selector,
-                unit: sig.unit.unwrap_or(SignalUnit::Count),
+                unit: sig.unit.unwrap_or(Unit::Count),
                 threshold: sig.threshold.map(Spanned::into_inner),
                 decides: sig.decides.unwrap_or(true),
             });

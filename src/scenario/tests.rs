@@ -218,7 +218,7 @@ fn metrics_sources_turn_off_the_assumed_pprof() {
     assert_eq!(s.signals[0].selector.labels["area"], "heap");
     assert_eq!(
         (s.signals[0].unit, s.signals[0].decides),
-        (SignalUnit::Bytes, false)
+        (Unit::Bytes, false)
     );
     assert_eq!(s.signals[1].name, "nodejs_active_handles_total");
     assert_eq!(

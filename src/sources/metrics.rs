@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use super::{Depth, Floors, Pending, Reading, Setup, SignalSpec, Source, SourceError};
 use crate::probe::Probe;
 use crate::prom::{self, Selector, Series};
-use crate::scenario::{SignalDef, SignalUnit};
+use crate::scenario::SignalDef;
 use crate::signal::SourceKind;
 use crate::signal::Unit::{self, Bytes, Count};
 use crate::signal::name::*;
@@ -66,13 +66,10 @@ fn insert_series(series: &[Series], custom: &[SignalDef], r: &mut Reading) {
 
 /// A user signal's spec: its unit, its threshold or the unit's floor.
 fn user_spec(def: &SignalDef, f: &Floors) -> SignalSpec {
-    let unit = match def.unit {
-        SignalUnit::Count => Unit::Count,
-        SignalUnit::Bytes => Unit::Bytes,
-    };
-    let floor = def.threshold.unwrap_or(match def.unit {
-        SignalUnit::Count => f.counts,
-        SignalUnit::Bytes => f.bytes,
+    let unit = def.unit;
+    let floor = def.threshold.unwrap_or(match unit {
+        Unit::Count => f.counts,
+        Unit::Bytes => f.bytes,
     });
     SignalSpec::new(&def.name, unit, def.decides, floor, SourceKind::Metrics)
 }
@@ -135,7 +132,7 @@ mod tests {
                         go_memstats_heap_alloc_bytes 1e6\napp_sessions{kind=\"ws\"} 3\n\
                         app_sessions{kind=\"http\"} 4\n";
 
-    fn def(name: &str, selector: &str, unit: SignalUnit, threshold: Option<f64>) -> SignalDef {
+    fn def(name: &str, selector: &str, unit: Unit, threshold: Option<f64>) -> SignalDef {
         SignalDef {
             name: name.to_owned(),
             selector: Selector::parse(selector).unwrap(),
@@ -160,9 +157,9 @@ mod tests {
     fn user_signals_sum_their_series_and_read_zero_when_absent() {
         let series = prom::parse(PAGE).unwrap();
         let custom = [
-            def("sessions", "app_sessions", SignalUnit::Count, None),
-            def("ws", "app_sessions{kind=\"ws\"}", SignalUnit::Count, None),
-            def("lazy", "app_not_yet", SignalUnit::Bytes, None),
+            def("sessions", "app_sessions", Unit::Count, None),
+            def("ws", "app_sessions{kind=\"ws\"}", Unit::Count, None),
+            def("lazy", "app_not_yet", Unit::Bytes, None),
         ];
         let mut r = Reading::new();
         insert_series(&series, &custom, &mut r);
@@ -177,9 +174,9 @@ mod tests {
             bytes: 65536.0,
             objects: 256.0,
         };
-        let count = user_spec(&def("a", "m", SignalUnit::Count, None), &f);
-        let bytes = user_spec(&def("b", "m", SignalUnit::Bytes, None), &f);
-        let set = user_spec(&def("c", "m", SignalUnit::Bytes, Some(5.0)), &f);
+        let count = user_spec(&def("a", "m", Unit::Count, None), &f);
+        let bytes = user_spec(&def("b", "m", Unit::Bytes, None), &f);
+        let set = user_spec(&def("c", "m", Unit::Bytes, Some(5.0)), &f);
         assert_eq!((count.unit, count.floor), (Unit::Count, 2.0));
         assert_eq!((bytes.unit, bytes.floor), (Unit::Bytes, 65536.0));
         assert_eq!(set.floor, 5.0);

@@ -165,6 +165,19 @@ fn claim(dir: &Path, port: u16) -> Option<std::fs::File> {
     flock(&dir.join(port.to_string()), libc::LOCK_NB)
 }
 
+/// An exclusive `flock` on `path` (created if missing), held until the
+/// returned file is dropped or the process exits; waits for a holder in
+/// another process to let go. For state that test processes share.
+pub fn lock_exclusive(path: &Path) -> std::fs::File {
+    flock(path, 0).unwrap_or_else(|| {
+        panic!(
+            "flock {}: {}",
+            path.display(),
+            std::io::Error::last_os_error()
+        )
+    })
+}
+
 /// `flock(LOCK_EX | extra)` on `path`; `None` if it failed (with
 /// `LOCK_NB`: another open file holds the lock).
 fn flock(path: &Path, extra: i32) -> Option<std::fs::File> {
@@ -727,6 +740,38 @@ fn wait_bounded(
         }
         thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// Writes what `outcome` holds besides report.json (exit code, stdout,
+/// stderr, scenario) to `path`, so that another test process can take the
+/// same run back with [`load_outcome`].
+pub fn save_outcome(outcome: &Outcome, path: &Path) {
+    let saved = serde_json::json!({
+        "code": outcome.code,
+        "stdout": outcome.stdout,
+        "stderr": outcome.stderr,
+        "scenario": outcome.scenario,
+    });
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, saved.to_string())
+        .unwrap_or_else(|e| panic!("cannot write {}: {e}", tmp.display()));
+    std::fs::rename(&tmp, path).unwrap_or_else(|e| panic!("cannot rename {}: {e}", tmp.display()));
+}
+
+/// The run saved by [`save_outcome`] at `path`, its report read from `out`
+/// again; `None` when nothing was saved there.
+pub fn load_outcome(path: &Path, out: &Path) -> Option<Outcome> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let saved: Value = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("{} is not JSON ({e}):\n{text}", path.display()));
+    let field = |name: &str| saved[name].as_str().unwrap_or_default().to_owned();
+    Some(Outcome {
+        scenario: field("scenario"),
+        code: saved["code"].as_i64().map(|c| c as i32),
+        stdout: field("stdout"),
+        stderr: field("stderr"),
+        report: read_report(out),
+    })
 }
 
 /// report.json from `out`, parsed.

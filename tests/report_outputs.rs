@@ -1,7 +1,7 @@
 //! Every output of a leaking run, checked with the tools that consume it:
 //! the real `leakbench run --out DIR` against the leaky chat hub
 //! (scenarios/chathub, one writePump goroutine per websocket client), once
-//! per test process, then
+//! per test run (see `run`), then
 //! - report.json against schema/report.v1.schema.json,
 //! - junit.xml through an XML parser,
 //! - diff-goroutine.pb.gz and diff-heap.pb.gz through `go tool pprof -top`,
@@ -48,23 +48,53 @@ struct Run {
 }
 
 /// The one leaking run all tests here read (the first test to ask runs it).
+///
+/// Under `cargo test` the tests of this file share one process, and so the
+/// run. Under `cargo nextest run` each test is a process of its own, so the
+/// run is shared through a folder instead: target/tmp/report_outputs/KEY,
+/// KEY naming this nextest run (`NEXTEST_RUN_ID`) or, outside nextest, this
+/// process. The first test to take the folder's lock runs leakbench and
+/// saves what it printed beside `out/`; the others wait on the lock (nextest
+/// runs them one at a time anyway, in the report-outputs test group of
+/// .config/nextest.toml) and read the same run back. Folders of earlier
+/// runs are removed.
 fn run() -> &'static Run {
     static RUN: OnceLock<Run> = OnceLock::new();
     RUN.get_or_init(|| {
         common::go_targets();
-        let _one_at_a_time = common::serial();
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("report_outputs");
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("create test folder");
-        // A 10 s settle keeps the final wait before the verdict short; the
-        // leak is one goroutine per session, far above any noise.
-        let case = Case::ws("chathub").settle("10s");
-        let scenario = dir.join("chathub.toml");
-        let text = case.toml(common::free_port());
-        std::fs::write(&scenario, &text).expect("write scenario");
+        let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("report_outputs");
+        std::fs::create_dir_all(&root).expect("create test folder");
+        let _shared = common::lock_exclusive(&root.join(".lock"));
+        let key = std::env::var("NEXTEST_RUN_ID").map_or_else(
+            |_| format!("process-{}", std::process::id()),
+            |id| format!("nextest-{id}"),
+        );
+        for entry in std::fs::read_dir(&root)
+            .expect("read test folder")
+            .flatten()
+        {
+            if entry.path().is_dir() && entry.file_name() != key.as_str() {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+        let dir = root.join(&key);
         let out = dir.join("out");
-        let mut outcome = common::run_leakbench(&scenario, &out);
-        outcome.scenario = text;
+        let saved = dir.join("outcome.json");
+        let outcome = common::load_outcome(&saved, &out).unwrap_or_else(|| {
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).expect("create test folder");
+            let _one_at_a_time = common::serial();
+            // A 10 s settle keeps the final wait before the verdict short; the
+            // leak is one goroutine per session, far above any noise.
+            let case = Case::ws("chathub").settle("10s");
+            let scenario = dir.join("chathub.toml");
+            let text = case.toml(common::free_port());
+            std::fs::write(&scenario, &text).expect("write scenario");
+            let mut outcome = common::run_leakbench(&scenario, &out);
+            outcome.scenario = text;
+            common::save_outcome(&outcome, &saved);
+            outcome
+        });
         outcome.assert_verdict(EXIT_LEAK, "leak");
         Run { outcome, out }
     })

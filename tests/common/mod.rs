@@ -76,18 +76,133 @@ pub fn go_targets() -> &'static Path {
     }
 }
 
-/// One leakbench run at a time: the machines have two cores, and parallel
-/// runs would load each other's targets and blur the measurements. The
-/// guard survives a panicking test (the lock is only about timing).
+/// One leakbench run at a time within a test process: the machines have
+/// two cores, and unbounded parallel runs would load each other's targets
+/// and blur the measurements. The guard survives a panicking test (the lock
+/// is only about timing).
+///
+/// This bounds runs under `cargo test`, where a test binary is one process
+/// and its binaries run one after another. Under `cargo nextest run` every
+/// test is a process of its own, so this mutex serialises nothing across
+/// tests; there the bound is nextest's scheduler, set in
+/// .config/nextest.toml: at most `test-threads` tests (so leakbench runs) at
+/// once, and the tests that measure leakbench itself or hold thousands of
+/// sessions reserve every slot (`threads-required = "num-test-threads"`), so
+/// they run alone as they do under `cargo test`. No lock is added here on
+/// top of that: a test waiting on one would sit in a nextest slot, its wait
+/// counted against its slow-timeout. What does cross processes, a port or a
+/// folder, is claimed explicitly: see [`free_port`] and
+/// tests/report_outputs.rs.
 pub fn serial() -> MutexGuard<'static, ()> {
     static RUNS: Mutex<()> = Mutex::new(());
     RUNS.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// A loopback port that was free a moment ago (bound, read, released).
+/// Where free ports are picked when the ephemeral range leaves room below
+/// it: the lowest port tried.
+const PORTS_FROM: u16 = 20_000;
+
+/// A loopback port for a target to listen on: free a moment ago (bound,
+/// checked, released) and claimed for the life of this process, so that no
+/// other test process hands it out meanwhile.
+///
+/// Two things would otherwise let parallel test processes (nextest runs
+/// each test in its own) collide between this call and the target's bind:
+/// another process asking the kernel for port 0 and getting the same port,
+/// and another run's client connections (thousands a cycle) taking it as
+/// their source port, both drawn from the ephemeral range
+/// (/proc/sys/net/ipv4/ip_local_port_range). So ports come from below that
+/// range, where the kernel hands out none by itself, and each is claimed
+/// with an exclusive `flock` on a file named after it in
+/// `$TMPDIR/leakbench-test-ports/`; the kernel drops the lock when the
+/// process exits, however it ends, so a claim never goes stale. Within one
+/// process a port is never handed out twice either (a second `open` of the
+/// same file is a separate lock). When the ephemeral range starts too low
+/// to leave room, the kernel's choice (port 0) is claimed the same way.
 pub fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    listener.local_addr().expect("local_addr").port()
+    static CLAIMS: Mutex<Vec<std::fs::File>> = Mutex::new(Vec::new());
+    let dir = std::env::temp_dir().join("leakbench-test-ports");
+    std::fs::create_dir_all(&dir)
+        .unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
+    let below = ephemeral_start();
+    let span = below.saturating_sub(PORTS_FROM);
+    // Start somewhere different in each process so that claims rarely meet.
+    let seed = std::process::id() as u64
+        ^ std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos() as u64);
+    for attempt in 0..u64::from(span.max(1000)) {
+        let port = if span >= 1000 {
+            PORTS_FROM + ((seed + attempt) % u64::from(span)) as u16
+        } else {
+            let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+            listener.local_addr().expect("local_addr").port()
+        };
+        let Some(claim) = claim(&dir, port) else {
+            continue;
+        };
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            CLAIMS
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .push(claim);
+            return port;
+        }
+    }
+    panic!(
+        "no free loopback port between {PORTS_FROM} and {below} (claims in {})",
+        dir.display()
+    );
+}
+
+/// First port of the kernel's ephemeral range (32768 when unreadable).
+fn ephemeral_start() -> u16 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32_768)
+}
+
+/// An exclusive, non-blocking `flock` on `dir/PORT`, held while the file
+/// stays open; `None` when a live process (this one included) holds it.
+fn claim(dir: &Path, port: u16) -> Option<std::fs::File> {
+    flock(&dir.join(port.to_string()), libc::LOCK_NB)
+}
+
+/// An exclusive `flock` on `path` (created if missing), held until the
+/// returned file is dropped or the process exits; waits for a holder in
+/// another process to let go. For state that test processes share.
+pub fn lock_exclusive(path: &Path) -> std::fs::File {
+    flock(path, 0).unwrap_or_else(|| {
+        panic!(
+            "flock {}: {}",
+            path.display(),
+            std::io::Error::last_os_error()
+        )
+    })
+}
+
+/// `flock(LOCK_EX | extra)` on `path`; `None` if it failed (with
+/// `LOCK_NB`: another open file holds the lock).
+fn flock(path: &Path, extra: i32) -> Option<std::fs::File> {
+    use std::os::fd::AsRawFd;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .unwrap_or_else(|e| panic!("cannot open {}: {e}", path.display()));
+    loop {
+        // SAFETY: flock(2) on a descriptor this function owns; no memory
+        // effects.
+        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | extra) };
+        if rc == 0 {
+            return Some(file);
+        }
+        if std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
+            return None;
+        }
+    }
 }
 
 /// How a session ends, as the scenario's `load.close` spells it.
@@ -629,6 +744,38 @@ fn wait_bounded(
         }
         thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// Writes what `outcome` holds besides report.json (exit code, stdout,
+/// stderr, scenario) to `path`, so that another test process can take the
+/// same run back with [`load_outcome`].
+pub fn save_outcome(outcome: &Outcome, path: &Path) {
+    let saved = serde_json::json!({
+        "code": outcome.code,
+        "stdout": outcome.stdout,
+        "stderr": outcome.stderr,
+        "scenario": outcome.scenario,
+    });
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, saved.to_string())
+        .unwrap_or_else(|e| panic!("cannot write {}: {e}", tmp.display()));
+    std::fs::rename(&tmp, path).unwrap_or_else(|e| panic!("cannot rename {}: {e}", tmp.display()));
+}
+
+/// The run saved by [`save_outcome`] at `path`, its report read from `out`
+/// again; `None` when nothing was saved there.
+pub fn load_outcome(path: &Path, out: &Path) -> Option<Outcome> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let saved: Value = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("{} is not JSON ({e}):\n{text}", path.display()));
+    let field = |name: &str| saved[name].as_str().unwrap_or_default().to_owned();
+    Some(Outcome {
+        scenario: field("scenario"),
+        code: saved["code"].as_i64().map(|c| c as i32),
+        stdout: field("stdout"),
+        stderr: field("stderr"),
+        report: read_report(out),
+    })
 }
 
 /// report.json from `out`, parsed.

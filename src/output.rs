@@ -31,51 +31,44 @@ pub fn write_profiles(
     report: &mut Report,
     note: impl Fn(String),
 ) -> Result<()> {
-    let mut files: Vec<(&str, &str, &[u8])> = Vec::new();
-    if let Some(b) = &profiles.base {
-        files.push(("heap_base", "heap-base.pb.gz", &b.heap_profile));
-        files.push((
-            "goroutine_base",
-            "goroutine-base.pb.gz",
-            &b.goroutine_profile,
-        ));
-        files.push((
-            "goroutine_base_dump",
-            "goroutine-base.txt",
-            b.goroutine_dump.as_bytes(),
-        ));
-        if let Some(leaks) = &b.goroutine_leaks {
-            files.push(("goroutineleak_base", "goroutineleak-base.pb.gz", &leaks.raw));
-        }
-    }
-    if let Some(l) = &profiles.last {
-        files.push(("heap_final", "heap-final.pb.gz", &l.heap_profile));
-        files.push((
-            "goroutine_final",
-            "goroutine-final.pb.gz",
-            &l.goroutine_profile,
-        ));
-        files.push((
-            "goroutine_final_dump",
-            "goroutine-final.txt",
-            l.goroutine_dump.as_bytes(),
-        ));
-        if let Some(leaks) = &l.goroutine_leaks {
+    for (when, snapshot) in [("base", &profiles.base), ("final", &profiles.last)] {
+        let Some(p) = snapshot else {
+            continue;
+        };
+        let mut files: Vec<(String, String, &[u8])> = vec![
+            (
+                format!("heap_{when}"),
+                format!("heap-{when}.pb.gz"),
+                &p.heap_profile,
+            ),
+            (
+                format!("goroutine_{when}"),
+                format!("goroutine-{when}.pb.gz"),
+                &p.goroutine_profile,
+            ),
+            (
+                format!("goroutine_{when}_dump"),
+                format!("goroutine-{when}.txt"),
+                p.goroutine_dump.as_bytes(),
+            ),
+        ];
+        if let Some(leaks) = &p.goroutine_leaks {
             files.push((
-                "goroutineleak_final",
-                "goroutineleak-final.pb.gz",
+                format!("goroutineleak_{when}"),
+                format!("goroutineleak-{when}.pb.gz"),
                 &leaks.raw,
             ));
         }
-    }
-    for (role, name, bytes) in files {
-        let bytes = if name.ends_with(".txt") {
-            redactor.redact_bytes(bytes)
-        } else {
-            bytes.into()
-        };
-        write(dir, name, &bytes)?;
-        report.profiles.insert(role.to_owned(), name.to_owned());
+        for (role, name, bytes) in files {
+            // The dump is text, and may quote a secret the target was sent.
+            let bytes = if name.ends_with(".txt") {
+                redactor.redact_bytes(bytes)
+            } else {
+                bytes.into()
+            };
+            write(dir, &name, &bytes)?;
+            report.profiles.insert(role, name);
+        }
     }
     // Final minus baseline as profiles of their own, so that
     // `go tool pprof -top diff-heap.pb.gz` shows what grew.

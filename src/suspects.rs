@@ -218,10 +218,10 @@ pub fn attribute(
     cycles: u32,
     sessions: u32,
 ) -> Vec<Suspect> {
-    let failing = |name: &str| {
+    let failing = |signal: &str| {
         signals
             .iter()
-            .any(|s| s.name == name && s.decides && s.verdict != Verdict::Pass)
+            .any(|s| s.name == signal && s.decides && s.verdict != Verdict::Pass)
     };
     let goroutines_grew = failing(name::GOROUTINES);
     let heap_grew = failing(name::HEAP_BYTES) || failing(name::HEAP_OBJECTS);

@@ -90,31 +90,22 @@ impl Validator<'_> {
         };
         let ws = transport == Transport::WebSocket;
         let refused = |given: Option<Range<usize>>, here: bool| given.filter(|_| here);
-        only(
-            "load.requests",
-            "http(s)",
-            refused(file.requests.as_ref().map(Spanned::span), ws),
-        )?;
-        only(
-            "load.body",
-            "http(s)",
-            refused(file.body.as_ref().map(Spanned::span), ws),
-        )?;
-        only(
-            "load.body_file",
-            "http(s)",
-            refused(file.body_file.as_ref().map(Spanned::span), ws),
-        )?;
-        only(
-            "load.expect_status",
-            "http(s)",
-            refused(file.expect_status.as_ref().map(Spanned::span), ws),
-        )?;
-        only(
-            "load.connection",
-            "http(s)",
-            refused(file.connection.as_ref().map(Spanned::span), ws),
-        )?;
+        let http_only = [
+            ("load.requests", file.requests.as_ref().map(Spanned::span)),
+            ("load.body", file.body.as_ref().map(Spanned::span)),
+            ("load.body_file", file.body_file.as_ref().map(Spanned::span)),
+            (
+                "load.expect_status",
+                file.expect_status.as_ref().map(Spanned::span),
+            ),
+            (
+                "load.connection",
+                file.connection.as_ref().map(Spanned::span),
+            ),
+        ];
+        for (key, given) in http_only {
+            only(key, "http(s)", refused(given, ws))?;
+        }
         only("load.steps", "websocket", refused(first_step, !ws))?;
         only(
             "load.subprotocols",

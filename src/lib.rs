@@ -15,6 +15,7 @@
 pub mod alloc;
 pub mod cli;
 pub mod commands;
+pub mod curve;
 pub mod exit;
 pub mod load;
 pub mod output;

@@ -2,9 +2,9 @@
 //!
 //! Polls the exact counters (one forced GC per poll) with backoff until they
 //! are back within tolerance of the baseline, until they have stopped moving
-//! for a quiet window (a leaking target must not cost the full timeout every
-//! cycle), or until the timeout. Flat is not settled: the caller waits out
-//! the full timeout once more before it declares a leak.
+//! (over a quiet window before the baseline; between two polls after a
+//! cycle), or until the timeout. Stopped is not released: the retention
+//! curve and the release horizon decide that, not one settle.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -17,9 +17,12 @@ use crate::sources::{Reading, SourceError, Sources};
 const FIRST_POLL: Duration = Duration::from_millis(50);
 /// Longest pause between polls; keeps the forced GCs to about one a second.
 const MAX_POLL: Duration = Duration::from_secs(1);
-/// Quiet window after a measured cycle: longer than the few-second release
-/// windows (reconnect grace, deferred close) that must pass with defaults.
-pub const CYCLE_QUIET: Duration = Duration::from_secs(6);
+/// Steady needs two polls at least this far apart: sessions' goroutines
+/// exit within milliseconds of their close on loopback, and a drain still
+/// under way moves the counters between polls this far apart.
+const STEADY_GAP: Duration = Duration::from_millis(100);
+/// History kept for the falling check when no quiet window is asked for.
+const FALLING_WINDOW: Duration = Duration::from_secs(6);
 /// Quiet window before the baseline: the target must hold still this long.
 pub const BASELINE_QUIET: Duration = Duration::from_millis(1500);
 
@@ -33,7 +36,8 @@ pub type Tolerance = BTreeMap<String, f64>;
 pub enum Ending {
     /// Every signal was back within tolerance of baseline.
     Baseline,
-    /// Nothing moved for the quiet window.
+    /// Nothing moved: for the quiet window, or between two polls when the
+    /// goal asked for steady.
     Quiet,
     /// The timeout ran out.
     Timeout,
@@ -51,7 +55,8 @@ pub struct Settled {
     /// The last reading seen.
     pub last: Reading,
     /// Per watched signal, the spread (max - min) over the final quiet
-    /// window: the target's idle noise when it ended quiet.
+    /// window, or between the two polls that ended a steady settle: the
+    /// target's own noise when it ended quiet.
     pub noise: Tolerance,
     /// Whether a signal was still falling when the timeout ran out.
     pub still_falling: bool,
@@ -64,6 +69,9 @@ pub struct Goal<'a> {
     pub baseline: Option<&'a Reading>,
     /// Stop when nothing moved this long; `None` to wait for baseline or timeout only.
     pub quiet: Option<Duration>,
+    /// Stop when two polls, [`STEADY_GAP`] or more apart, agree within
+    /// tolerance on every watched signal.
+    pub steady: bool,
     /// The longest wait.
     pub timeout: Duration,
 }
@@ -97,7 +105,7 @@ pub async fn settle(
         let v = values(&reading, tolerance);
         history.push((now, v.clone()));
         // Keep only what the quiet window and the falling check can look at.
-        let keep = goal.quiet.unwrap_or(CYCLE_QUIET).max(CYCLE_QUIET);
+        let keep = goal.quiet.unwrap_or(FALLING_WINDOW).max(FALLING_WINDOW);
         while history.len() > 2 && now.duration_since(history[1].0) > keep {
             history.remove(0);
         }
@@ -125,6 +133,15 @@ pub async fn settle(
             if let Some(spread) = quiet_spread(&history, now, quiet) {
                 if (0..n).all(|i| spread[i] <= tol[i]) {
                     return Ok(done(Ending::Quiet, false, spread));
+                }
+            }
+        }
+        if goal.steady && history.len() >= 2 {
+            let (t0, prev) = &history[history.len() - 2];
+            if now.duration_since(*t0) >= STEADY_GAP {
+                let moved: Vec<f64> = (0..n).map(|i| (v[i] - prev[i]).abs()).collect();
+                if (0..n).all(|i| moved[i] <= tol[i]) {
+                    return Ok(done(Ending::Quiet, false, moved));
                 }
             }
         }

@@ -13,7 +13,7 @@ use crate::pprof::{self, Goroutine, Profile};
 use crate::probe::Snapshot;
 use crate::settle::Tolerance;
 use crate::signal::name;
-use crate::verdict::{SignalVerdict, Verdict};
+use crate::verdict::{FindingKind, SignalVerdict, Verdict};
 
 /// How many suspects of each kind a report keeps.
 const MAX_SUSPECTS_PER_KIND: usize = 10;
@@ -218,10 +218,13 @@ pub fn attribute(
     cycles: u32,
     sessions: u32,
 ) -> Vec<Suspect> {
+    // A bounded signal passes, but the code that holds the bound is named.
     let failing = |signal: &str| {
-        signals
-            .iter()
-            .any(|s| s.name == signal && s.decides && s.verdict != Verdict::Pass)
+        signals.iter().any(|s| {
+            s.name == signal
+                && s.decides
+                && (s.verdict != Verdict::Pass || s.finding.kind == FindingKind::Bounded)
+        })
     };
     let goroutines_grew = failing(name::GOROUTINES);
     let heap_grew = failing(name::HEAP_BYTES) || failing(name::HEAP_OBJECTS);
@@ -298,6 +301,8 @@ mod tests {
             per_session: growth / 200.0,
             threshold: 2.0,
             reason: String::new(),
+            curve: Vec::new(),
+            finding: crate::verdict::Finding::default(),
         }
     }
 

@@ -58,6 +58,7 @@ pub async fn execute(url: &str, dir: &Path, settle_for: Duration, pid: Option<u3
         let goal = Goal {
             baseline: None,
             quiet: Some(BASELINE_QUIET),
+            steady: false,
             timeout: settle_for,
         };
         let s = settle::settle(&mut sources, goal, &still, |_| {}).await?;

@@ -14,16 +14,19 @@ use crate::load::{self, CycleLoad};
 const LIVE_REFRESH: Duration = Duration::from_millis(200);
 
 impl Session<'_> {
-    /// One cycle of load: every session opened, run and closed, with live
+    /// One cycle of `sessions` sessions (the scenario's load otherwise, at
+    /// its concurrency): every session opened, run and closed, with live
     /// counts on the progress line.
-    pub(super) async fn cycle(&mut self) -> Result<CycleLoad> {
+    pub(super) async fn cycle(&mut self, sessions: u32) -> Result<CycleLoad> {
         self.check_alive()?;
         // The probe's connection is idle during load; close it so a target
         // with a short idle timeout does not count a dying probe connection.
         self.sources.close();
         let live = Arc::new(load::Live::default());
-        let sessions = self.scenario.load.sessions;
-        let running = load::run_cycle_observed(&self.scenario.target, &self.scenario.load, &live);
+        let mut spec = self.scenario.load.clone();
+        spec.sessions = sessions;
+        spec.concurrency = spec.concurrency.min(sessions);
+        let running = load::run_cycle_observed(&self.scenario.target, &spec, &live);
         tokio::pin!(running);
         let mut tick = tokio::time::interval(LIVE_REFRESH);
         let l = loop {

@@ -3,11 +3,14 @@
 //! attribute and report.
 //!
 //! warm-up cycles -> settle quiet -> baseline snapshot -> measured cycles,
-//! each followed by a settle and a measurement -> extra cycles while growth
-//! is irregular -> one more full settle wait before any leak is declared ->
-//! final snapshot -> verdict and suspects.
+//! each followed by a short settle and a measurement (a point of each
+//! signal's retention curve) -> while a curve is undecided, escalation
+//! cycles of doubling size within the session and time budgets -> while a
+//! curve still rises, a wait until the first measured sessions are older
+//! than the release horizon -> final snapshot -> verdict and suspects.
 
 mod cycle;
+mod escalate;
 mod read;
 mod ready;
 mod signals;
@@ -26,19 +29,13 @@ use crate::redact::Redactor;
 use crate::report::model::Timeline;
 use crate::report::{Phase, PhaseKind, Report, SCHEMA, Status};
 use crate::scenario::Scenario;
-use crate::settle::{BASELINE_QUIET, CYCLE_QUIET, Ending, Goal, Tolerance};
+use crate::settle::{BASELINE_QUIET, Goal, Tolerance};
 use crate::signal::{format_value, name};
 use crate::sources::{Reading, SignalSpec, Sources};
 use crate::suspects;
 use crate::target::Launched;
-use crate::verdict::{self, RunEvidence, SignalVerdict, Verdict};
+use crate::verdict::{self, Course, Curves, RunEvidence, SignalVerdict, Stop};
 use signals::Signals;
-
-/// Extra measured cycles, at most, when a deciding signal's growth is
-/// irregular after the scenario's cycles: runtime-owned structures that
-/// creep up to a bound (dead goroutines kept for reuse, pool sizes) look
-/// irregular over three cycles and flat over six.
-const EXTRA_CYCLES: u32 = 3;
 
 /// How long a started target gets to show its exit after a failed read
 /// (its sockets close before the exit is visible).
@@ -131,7 +128,11 @@ pub async fn run(scenario: &Scenario, options: &RunOptions) -> Result<Outcome> {
         specs: Vec::new(),
         baseline: None,
         tolerance: None,
+        idle_noise: Tolerance::new(),
         measured: Vec::new(),
+        curves: Curves::default(),
+        stop: Stop::Decided,
+        horizon: None,
         profiles: Profiles::default(),
         signals: Vec::new(),
         notes: Vec::new(),
@@ -197,8 +198,17 @@ struct Session<'a> {
     phases: Vec<Phase>,
     specs: Vec<SignalSpec>,
     baseline: Option<Reading>,
+    /// The noise bands, from the floors and the target's own readings.
     tolerance: Option<Tolerance>,
+    /// Spread of each signal while idle before the baseline.
+    idle_noise: Tolerance,
     measured: Vec<Reading>,
+    /// Where each measured reading sits on the retention curves.
+    curves: Curves,
+    /// Why the curves stopped gaining sessions.
+    stop: Stop,
+    /// The wait past the release horizon, when one ran.
+    horizon: Option<escalate::HorizonWait>,
     profiles: Profiles,
     signals: Vec<SignalVerdict>,
     /// What the protocol noticed on the way, for the report's reasons.
@@ -229,7 +239,7 @@ impl Session<'_> {
                 &self.phase_name,
                 format!("{} sessions (unmeasured)", load.sessions),
             );
-            let l = self.cycle().await?;
+            let l = self.cycle(load.sessions).await?;
             if i == load.warmup {
                 last_warmup = Some(l);
                 break;
@@ -237,12 +247,15 @@ impl Session<'_> {
             let goal = Goal {
                 baseline: None,
                 quiet: Some(BASELINE_QUIET),
+                steady: false,
                 timeout: s.settle.timeout,
             };
             let settled = self.settle(goal, &floors).await?;
             self.phases.push(Phase {
                 kind: PhaseKind::Warmup,
                 index: i,
+                sessions: load.sessions,
+                escalation: false,
                 load: l,
                 settle: settled,
                 measured: None,
@@ -255,6 +268,7 @@ impl Session<'_> {
         let goal = Goal {
             baseline: None,
             quiet: Some(BASELINE_QUIET),
+            steady: false,
             timeout: s.settle.timeout,
         };
         let idle = self.settle(goal, &floors).await?;
@@ -262,16 +276,19 @@ impl Session<'_> {
             self.phases.push(Phase {
                 kind: PhaseKind::Warmup,
                 index: load.warmup,
+                sessions: load.sessions,
+                escalation: false,
                 load: l,
                 settle: idle.clone(),
                 measured: None,
             });
         }
+        self.idle_noise = idle.noise.clone();
         let tolerance = verdict::tolerance(&floors, &idle.noise);
         self.tolerance = Some(tolerance.clone());
         let (base, profiles) = self.snapshot().await?;
         self.progress.line(format!(
-            "baseline: {} (noise tolerance per cycle: {})",
+            "baseline: {} (noise band: {})",
             progress::describe(&base, &self.specs),
             self.specs
                 .iter()
@@ -282,131 +299,112 @@ impl Session<'_> {
         ));
         self.baseline = Some(base.clone());
         self.profiles.base = profiles;
+        self.curves.start(self.progress.start.elapsed().as_secs_f64());
 
         for k in 1..=load.cycles {
             let name = format!("cycle {k}/{}", load.cycles);
-            self.measured_cycle(k, name, &base, &tolerance, k == load.cycles)
-                .await?;
+            self.measured_cycle(k, name, load.sessions, false).await?;
         }
-        self.signals = self.judge(&base, &tolerance, false);
+        self.escalate(&base).await?;
+        self.wait_horizon(&base).await?;
 
-        // Growth that is neither steady nor flat is what more cycles settle:
-        // run a few before answering inconclusive.
-        let mut extra = 0;
-        while extra < EXTRA_CYCLES
-            && self
-                .signals
-                .iter()
-                .any(|v| v.decides && v.verdict == Verdict::Inconclusive)
-        {
-            extra += 1;
-            let k = load.cycles + extra;
-            let name = format!("extra cycle {extra}/{EXTRA_CYCLES} (growth not yet decided)");
-            self.measured_cycle(k, name, &base, &tolerance, true)
-                .await?;
-            self.signals = self.judge(&base, &tolerance, false);
-        }
-
-        let last_ending = self.phases.last().map(|p| p.settle.ending);
-        let suspicious = self
-            .signals
-            .iter()
-            .any(|v| v.decides && v.verdict != Verdict::Pass);
-        if suspicious && last_ending != Some(Ending::Baseline) {
-            // Flat is not settled: a resume window or idle timeout keeps state
-            // for a while and then frees it. Wait the full timeout once more,
-            // stopping only if the target gets back to baseline.
-            self.phase_name = "final settle".to_owned();
-            self.progress
-                .phase(&self.phase_name, "waiting for a late release");
-            self.progress.line(format!(
-                "growth seen; waiting up to {:.0} s for a late release before judging",
-                s.settle.timeout.as_secs_f64()
-            ));
-            let goal = Goal {
-                baseline: Some(&base),
-                quiet: None,
-                timeout: s.settle.timeout,
-            };
-            let settled = self.settle(goal, &tolerance).await?;
-            let (reading, profiles) = self.snapshot().await?;
-            if let Some(last) = self.measured.last_mut() {
-                *last = reading.clone();
-            }
-            if let Some(p) = self.phases.last_mut() {
-                p.measured = Some(reading);
-                p.settle = settled.clone();
-            }
-            self.profiles.last = profiles;
-            self.signals = self.judge(&base, &tolerance, settled.still_falling);
-            if settled.ending == Ending::Baseline {
-                self.notes.push(format!(
-                    "the target released its state late, {:.1} s into the final wait",
-                    settled.seconds
-                ));
+        // The profiles that attribute: taken last, after any horizon wait.
+        let (reading, profiles) = self.snapshot().await?;
+        self.profiles.last = profiles;
+        match &mut self.horizon {
+            Some(h) => h.after = reading,
+            None => {
+                if let Some(last) = self.measured.last_mut() {
+                    *last = reading.clone();
+                }
+                if let Some(p) = self.phases.last_mut() {
+                    p.measured = Some(reading);
+                }
             }
         }
+        self.signals = self.judge();
         self.check_alive()?;
         Ok(())
     }
 
-    /// One measured cycle: load, settle towards the baseline, measure (with
-    /// profiles when `profiles`, kept as the latest for attribution).
+    /// One measured cycle of `sessions` sessions: load, a short settle
+    /// towards the baseline, a measurement (with profiles when `profiles`,
+    /// kept as the latest for attribution), and a point on every curve.
     async fn measured_cycle(
         &mut self,
         k: u32,
         name: String,
-        base: &Reading,
-        tolerance: &Tolerance,
-        profiles: bool,
+        sessions: u32,
+        escalation: bool,
     ) -> Result<()> {
         let s = self.scenario;
         self.phase_name = name;
         self.progress
-            .phase(&self.phase_name, format!("{} sessions", s.load.sessions));
-        let l = self.cycle().await?;
+            .phase(&self.phase_name, format!("{sessions} sessions"));
+        let l = self.cycle(sessions).await?;
+        let closed = self.progress.start.elapsed().as_secs_f64();
+        let base = self.baseline.clone().unwrap_or_default();
+        let tolerance = self.tolerance.clone().unwrap_or_default();
         let goal = Goal {
-            baseline: Some(base),
-            quiet: Some(CYCLE_QUIET),
-            timeout: s.settle.timeout,
+            baseline: Some(&base),
+            quiet: None,
+            steady: true,
+            timeout: s.settle.timeout.min(escalate::CYCLE_SETTLE_CAP),
         };
-        let settled = self.settle(goal, tolerance).await?;
-        let reading = if profiles {
-            let (r, profiles) = self.snapshot().await?;
-            self.profiles.last = profiles;
-            r
-        } else {
-            let measured = self.sources.measure().await;
-            self.source_result(measured).await?
-        };
+        let settled = self.settle(goal, &tolerance).await?;
+        let measured = self.sources.measure().await;
+        let reading = self.source_result(measured).await?;
         self.progress.line(format!(
             "{}: settled ({:?}) in {:.1} s: {}",
             self.phase_name,
             settled.ending,
             settled.seconds,
-            progress::describe_change(base, &reading, &self.specs),
+            progress::describe_change(&base, &reading, &self.specs),
         ));
+        self.curves.push(l.completed + l.failed, closed, &settled.noise);
         self.measured.push(reading.clone());
         self.phases.push(Phase {
             kind: PhaseKind::Cycle,
             index: k,
+            sessions,
+            escalation,
             load: l,
             settle: settled,
             measured: Some(reading),
         });
+        self.tolerance = Some(self.bands());
         Ok(())
     }
 
+    /// The noise bands from the floors and every reading so far: idle
+    /// spread, the two polls that ended each settle, falls between cycles.
+    fn bands(&self) -> Tolerance {
+        let base = self.baseline.clone().unwrap_or_default();
+        let mut readings = vec![&base];
+        readings.extend(self.measured.iter());
+        verdict::bands(
+            &verdict::floors(&self.specs),
+            &self.idle_noise,
+            &self.curves.repeats(),
+            &readings,
+        )
+    }
+
     /// Judges every signal on what was measured so far.
-    fn judge(&self, base: &Reading, tol: &Tolerance, still_falling: bool) -> Vec<SignalVerdict> {
-        let sessions = self.scenario.load.sessions;
+    fn judge(&self) -> Vec<SignalVerdict> {
+        let base = self.baseline.clone().unwrap_or_default();
+        let tolerance = self.tolerance.clone().unwrap_or_default();
         verdict::judge_all(
             &self.specs,
-            sessions,
-            base,
-            &self.measured,
-            tol,
-            still_falling,
+            self.scenario.load.sessions,
+            &verdict::Measured {
+                baseline: &base,
+                readings: &self.measured,
+                curves: &self.curves,
+                bands: &tolerance,
+                stop: self.stop,
+                horizon: self.horizon.as_ref().map(|h| h.evidence()),
+            },
         )
     }
 
@@ -415,9 +413,7 @@ impl Session<'_> {
         let s = self.scenario;
         let load = &s.load;
         if status != Status::Complete && self.signals.is_empty() && !self.measured.is_empty() {
-            if let (Some(base), Some(tol)) = (&self.baseline, &self.tolerance) {
-                self.signals = self.judge(base, tol, false);
-            }
+            self.signals = self.judge();
         }
         let loads: Vec<(bool, &CycleLoad)> = self
             .phases
@@ -444,15 +440,23 @@ impl Session<'_> {
             .tolerance
             .clone()
             .unwrap_or_else(|| verdict::floors(&self.specs));
-        // Extra cycles count; a run cut short before any shows those planned.
+        // Escalation cycles count; a run cut short before any shows those planned.
         let cycles_run = match self.measured.len() as u32 {
             0 => load.cycles,
             n => n,
         };
+        // Suspects' per-cycle figures are per scenario cycle of sessions.
+        let served = self.curves.served();
+        let cycles_served = (served as f64 / f64::from(load.sessions.max(1))).round() as u32;
         let suspects = match (&self.profiles.base, &self.profiles.last) {
-            (Some(b), Some(l)) if status == Status::Complete => {
-                suspects::attribute(b, l, &self.signals, &tolerance, cycles_run, load.sessions)
-            }
+            (Some(b), Some(l)) if status == Status::Complete => suspects::attribute(
+                b,
+                l,
+                &self.signals,
+                &tolerance,
+                cycles_served.max(1),
+                load.sessions,
+            ),
             _ => Vec::new(),
         };
         Report {
@@ -475,6 +479,14 @@ impl Session<'_> {
             sessions: load.sessions,
             warmup: load.warmup,
             cycles: cycles_run,
+            course: Course {
+                stop: self.stop,
+                sessions: served,
+                max_sessions: s.verdict.max_sessions,
+                max_time_s: s.verdict.max_time.as_secs_f64(),
+                horizon_s: s.settle.timeout.as_secs_f64(),
+                horizon_wait_s: self.horizon.as_ref().map(|h| h.waited_s),
+            },
             signals: self.signals.clone(),
             suspects,
             tolerance,

@@ -15,7 +15,8 @@ pub use crate::settle::{Ending, Settled, Tolerance};
 pub use crate::signal::{SourceKind, Unit, format_per_session, format_value, name, signed};
 pub use crate::sources::Reading;
 pub use crate::suspects::{Suspect, SuspectKind};
-pub use crate::verdict::{SignalVerdict, Verdict};
+pub use crate::curve::Point;
+pub use crate::verdict::{Course, Finding, FindingKind, SignalVerdict, Stop, Verdict};
 
 /// Version of report.json's layout; bumped on any incompatible change.
 pub const SCHEMA: &str = "leakbench.report/v1";
@@ -51,8 +52,10 @@ pub struct Report {
     pub sessions: u32,
     /// Unmeasured warm-up cycles run.
     pub warmup: u32,
-    /// Measured cycles run.
+    /// Measured cycles run, escalation cycles included.
     pub cycles: u32,
+    /// How the run went about its verdict: escalation and horizon wait.
+    pub course: Course,
     /// One entry per signal, deciding ones first.
     pub signals: Vec<SignalVerdict>,
     /// Code holding what grew, most significant first.
@@ -77,6 +80,11 @@ pub struct Phase {
     pub kind: PhaseKind,
     /// 1-based index within its kind.
     pub index: u32,
+    /// Sessions this cycle ran.
+    pub sessions: u32,
+    /// Whether it was an escalation cycle (added because a curve was
+    /// undecided after the scenario's cycles).
+    pub escalation: bool,
     /// What the load did.
     pub load: CycleLoad,
     /// How the target settled afterwards.

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use super::model::*;
-use crate::verdict::{self, Series};
+use crate::verdict;
 
 const SESSIONS: u32 = 200;
 
@@ -85,39 +85,64 @@ fn settled(ending: Ending, seconds: f64, last: Reading) -> Settled {
     }
 }
 
+/// Sessions of each measured cycle: the scenario's three, then two
+/// escalation cycles of doubling size.
+const SIZES: [u32; 5] = [SESSIONS, SESSIONS, SESSIONS, 2 * SESSIONS, 4 * SESSIONS];
+
 /// A complete report of a run that leaked one goroutine and about 9 KiB of
-/// heap per session over three cycles, with two timed-out sessions.
+/// heap per session over three cycles and two escalation cycles (1,800
+/// sessions), with two timed-out sessions, judged after the horizon wait.
 pub fn leaking_report() -> Report {
     let base = counters(12, 400_000);
-    let cycles = [
-        counters(212, 2_200_000),
-        counters(412, 4_000_000),
-        counters(612, 5_800_000),
-    ];
+    let mut served = 0u64;
+    let cycles: Vec<Reading> = SIZES
+        .iter()
+        .map(|s| {
+            served += u64::from(*s);
+            counters(12 + served, 400_000 + 9_000 * served)
+        })
+        .collect();
     let tolerance = tolerance(2.0, 65_536.0, 256.0, 2.0);
-    let series = |name: &str, unit, decides, threshold| Series {
-        name: name.to_owned(),
-        unit,
-        source: SourceKind::Pprof,
-        decides,
-        baseline: base[name],
-        cycles: cycles.iter().map(|c| c[name]).collect(),
-        threshold,
-        still_changing: false,
+    let repeat = self::tolerance(0.0, 1024.0, 3.0, 0.0);
+    let mut curves = verdict::Curves::default();
+    curves.start(2.1);
+    for (k, s) in SIZES.iter().enumerate() {
+        curves.push(u64::from(*s), 2.4 + 0.5 * k as f64, &repeat);
+    }
+    let last = cycles[cycles.len() - 1].clone();
+    let measured = verdict::Measured {
+        baseline: &base,
+        readings: &cycles,
+        curves: &curves,
+        bands: &tolerance,
+        stop: verdict::Stop::Sessions { max: 1_800 },
+        horizon: Some(verdict::HorizonEvidence {
+            horizon_s: 30.0,
+            before: &last,
+            after: &last,
+            waited_s: 27.6,
+            oldest_age_s: 30.0,
+            youngest_age_s: 28.0,
+        }),
     };
-    let signals = [
-        series(name::GOROUTINES, Unit::Count, true, 2.0),
-        series(name::HEAP_BYTES, Unit::Bytes, true, 65_536.0),
-        series(name::HEAP_OBJECTS, Unit::Count, true, 256.0),
-        series(name::STACK_BYTES, Unit::Bytes, false, 65_536.0),
+    let specs: Vec<crate::sources::SignalSpec> = [
+        (name::GOROUTINES, Unit::Count, true, 2.0),
+        (name::HEAP_BYTES, Unit::Bytes, true, 65_536.0),
+        (name::HEAP_OBJECTS, Unit::Count, true, 256.0),
+        (name::STACK_BYTES, Unit::Bytes, false, 65_536.0),
     ]
-    .iter()
-    .map(|s| verdict::judge(s, SESSIONS))
-    .collect::<Vec<_>>();
+    .into_iter()
+    .map(|(n, unit, decides, floor)| {
+        crate::sources::SignalSpec::new(n, unit, decides, floor, SourceKind::Pprof)
+    })
+    .collect();
+    let signals = verdict::judge_all(&specs, SESSIONS, &measured);
 
     let mut phases = vec![Phase {
         kind: PhaseKind::Warmup,
         index: 1,
+        sessions: SESSIONS,
+        escalation: false,
         load: load(800, 0),
         settle: settled(Ending::Quiet, 1.6, base.clone()),
         measured: None,
@@ -126,8 +151,10 @@ pub fn leaking_report() -> Report {
         phases.push(Phase {
             kind: PhaseKind::Cycle,
             index: k as u32 + 1,
+            sessions: SIZES[k],
+            escalation: k >= 3,
             load: load(1000 + 250 * k as u64, if k == 1 { 2 } else { 0 }),
-            settle: settled(Ending::Quiet, 6.0 + 0.2 * k as f64, c.clone()),
+            settle: settled(Ending::Quiet, 0.2 + 0.1 * k as f64, c.clone()),
             measured: Some(c.clone()),
         });
     }
@@ -150,13 +177,17 @@ pub fn leaking_report() -> Report {
     point("baseline", 12.0, 420_000.0);
     point("baseline", 12.0, 400_000.0);
     for (k, c) in cycles.iter().enumerate() {
-        let name = format!("cycle {}/3", k + 1);
+        let name = if k < 3 {
+            format!("cycle {}/3", k + 1)
+        } else {
+            format!("escalation {} ({} sessions)", k - 2, SIZES[k])
+        };
         let (g, h) = (c["goroutines"], c["heap_bytes"]);
         point(&name, g + 200.0, h + 900_000.0);
         point(&name, g, h + 100_000.0);
         point(&name, g, h);
     }
-    point("final settle", 612.0, 5_800_000.0);
+    point("horizon", 1812.0, 16_600_000.0);
 
     let frames: Vec<String> = [
         "runtime.gopark",
@@ -175,7 +206,7 @@ pub fn leaking_report() -> Report {
             state: Some("chan receive".to_owned()),
             created_by: Some("main.serveWs".to_owned()),
             base: 0,
-            after: 600,
+            after: 1800,
             per_cycle: 200.0,
             per_session: 1.0,
             hint: None,
@@ -187,7 +218,7 @@ pub fn leaking_report() -> Report {
             state: None,
             created_by: None,
             base: 0,
-            after: 5_400_000,
+            after: 16_200_000,
             per_cycle: 1_800_000.0,
             per_session: 9_000.0,
             hint: Some("a map of <clients> & sessions \"never\" pruned".to_owned()),
@@ -226,7 +257,15 @@ pub fn leaking_report() -> Report {
             .collect(),
         sessions: SESSIONS,
         warmup: 1,
-        cycles: 3,
+        cycles: SIZES.len() as u32,
+        course: verdict::Course {
+            stop: verdict::Stop::Sessions { max: 1_800 },
+            sessions: 1_800,
+            max_sessions: 1_800,
+            max_time_s: 60.0,
+            horizon_s: 30.0,
+            horizon_wait_s: Some(27.6),
+        },
         signals,
         suspects,
         tolerance,

@@ -28,6 +28,8 @@ pub(super) struct FileScenario {
     #[serde(default)]
     pub(super) thresholds: FileThresholds,
     #[serde(default)]
+    pub(super) verdict: FileVerdict,
+    #[serde(default)]
     pub(super) signals: Vec<Spanned<FileSignal>>,
     #[serde(default)]
     pub(super) secrets: FileSecrets,
@@ -134,6 +136,15 @@ pub(super) struct FileStep {
 #[serde(deny_unknown_fields)]
 pub(super) struct FileSettle {
     pub(super) timeout: Option<Spanned<String>>,
+}
+
+/// `[verdict]`: how far a run may escalate before it answers.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileVerdict {
+    pub(super) escalate: Option<Spanned<bool>>,
+    pub(super) max_sessions: Option<Spanned<i64>>,
+    pub(super) max_time: Option<Spanned<String>>,
 }
 
 /// `[thresholds]`: growth per cycle that counts as real.

@@ -86,7 +86,7 @@ impl Validator<'_> {
     }
 
     /// Validates the whole file, section by section in file order: target,
-    /// load, settle, thresholds, signals, secrets.
+    /// load, settle, thresholds, verdict, signals, secrets.
     pub(super) fn scenario(&self, file: FileScenario) -> Result<Scenario, ScenarioError> {
         // Absolute, so that a started target's program and working
         // directory mean the same thing whatever its cwd.
@@ -105,6 +105,7 @@ impl Validator<'_> {
         let load = self.load(file.load, target.transport, &dir)?;
         let settle = self.settle(file.settle)?;
         let thresholds = self.thresholds(file.thresholds)?;
+        let verdict = self.verdict(file.verdict, &load)?;
         let signals = self.signals(file.signals, &target)?;
         let secrets = self.secrets(file.secrets)?;
         Ok(Scenario {
@@ -114,6 +115,7 @@ impl Validator<'_> {
             load,
             settle,
             thresholds,
+            verdict,
             signals,
             secrets,
         })

@@ -241,7 +241,12 @@ mod tests {
     #[test]
     fn theil_sen_ignores_one_outlier_and_brackets_the_rate() {
         let xy: Vec<(f64, f64)> = (0..8)
-            .map(|i| (f64::from(i), 2.0 * f64::from(i) + if i == 5 { 40.0 } else { 0.0 }))
+            .map(|i| {
+                (
+                    f64::from(i),
+                    2.0 * f64::from(i) + if i == 5 { 40.0 } else { 0.0 },
+                )
+            })
             .collect();
         let s = theil_sen(&xy).unwrap();
         assert_eq!(s.rate, 2.0);

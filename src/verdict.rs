@@ -85,7 +85,10 @@ impl Stop {
     /// Whether a curve still rising at this stop has risen over every
     /// session the run was allowed: a retention that large counts as a leak.
     fn spent_the_sessions(self) -> bool {
-        matches!(self, Stop::Sessions { .. } | Stop::FdLimit { .. } | Stop::Off)
+        matches!(
+            self,
+            Stop::Sessions { .. } | Stop::FdLimit { .. } | Stop::Off
+        )
     }
 
     /// What ran out, and the key that gives more.
@@ -235,6 +238,13 @@ pub struct SignalVerdict {
 /// every leaked client) cannot serve the whole session budget in time.
 pub const MIN_RANGE_CYCLES: u64 = 16;
 
+/// Once every session is past the horizon, a signal that kept no more than
+/// this share of its rise released it. Measured: deferred `-delay 12s`
+/// fell from +415.7 MiB to +6.9 MiB (1.7%), the G descriptors of its 13,000
+/// held goroutines, which the Go runtime never frees. A real leak kept
+/// beside a much larger late release (under a tenth of it) is missed.
+const RELEASED_REMAINDER: f64 = 0.1;
+
 /// During the horizon wait a signal that grows by more than this share of
 /// its growth under load (and more than its band) follows time.
 const TIME_SHARE: f64 = 0.25;
@@ -364,6 +374,21 @@ pub fn judge(series: &Series, sessions: u32) -> SignalVerdict {
                         "back: rose by {} over {n} sessions, then was released within {:.0} s of closing (a late release, inside the {:.0} s horizon)",
                         fmt(h.before - base),
                         h.oldest_age_s,
+                        h.horizon_s
+                    ),
+                )
+            }
+            Some(h)
+                if h.youngest_age_s >= h.horizon_s
+                    && h.after - base <= RELEASED_REMAINDER * (h.before - base) =>
+            {
+                finding.kind = FindingKind::Back;
+                (
+                    Verdict::Pass,
+                    format!(
+                        "back: rose by {} over {n} sessions and fell to {} once every session was {:.0} s closed (released within the horizon; what stays is a small share, such as the goroutine descriptors the Go runtime keeps at their high-water mark)",
+                        fmt(h.before - base),
+                        signed(h.after - base, unit),
                         h.horizon_s
                     ),
                 )
@@ -501,11 +526,17 @@ pub fn tolerance(floors: &Tolerance, idle_noise: &Tolerance) -> Tolerance {
         .collect()
 }
 
+/// Share of a signal's rise that one fall may count as noise. Wobble after
+/// load is a small share (nats-server's heap objects: about 500 of 46,000;
+/// respbody's heap: 18 KiB of 138 KiB); a release takes back most of it.
+const FALL_SHARE: f64 = 0.25;
+
 /// The noise bands: each floor, or [`NOISE_FACTOR`] times the largest
 /// noise the target showed, whichever is larger. The target's noise is its
 /// idle spread before the baseline, the change between the two polls that
 /// ended each settle, and every fall between consecutive settled readings
-/// (a leak only adds, so a fall is the target's own wobble after load).
+/// (a leak only adds, so a fall is the target's own wobble after load, up
+/// to [`FALL_SHARE`] of the rise).
 pub fn bands(
     floors: &Tolerance,
     idle: &Tolerance,
@@ -520,8 +551,16 @@ pub fn bands(
             for r in repeats {
                 noise = noise.max(r.get(name).copied().unwrap_or(0.0));
             }
+            // A fall that takes back a large share of the rise is a release,
+            // not wobble: it counts only up to FALL_SHARE of the rise.
+            let base = readings.first().map_or(0.0, |r| get(r, name));
+            let rise = readings
+                .iter()
+                .map(|r| get(r, name) - base)
+                .fold(0.0, f64::max);
             for w in readings.windows(2) {
-                noise = noise.max(get(w[0], name) - get(w[1], name));
+                let fall = get(w[0], name) - get(w[1], name);
+                noise = noise.max(fall.min(FALL_SHARE * rise));
             }
             (name.clone(), floor.max(NOISE_FACTOR * noise))
         })
@@ -582,16 +621,11 @@ impl Curves {
             t_s: self.start_s,
             value: get(base),
         })
-        .chain(
-            self.cycles
-                .iter()
-                .zip(readings)
-                .map(|(c, r)| Point {
-                    sessions: c.0,
-                    t_s: c.1,
-                    value: get(r),
-                }),
-        )
+        .chain(self.cycles.iter().zip(readings).map(|(c, r)| Point {
+            sessions: c.0,
+            t_s: c.1,
+            value: get(r),
+        }))
         .collect()
     }
 }
@@ -751,10 +785,14 @@ pub fn conclude(e: RunEvidence<'_>) -> (Verdict, Vec<String>) {
             }
         }
         if verdict == Verdict::Pass {
-            reasons.insert(0, "no signal kept growing with the sessions served".to_owned());
+            reasons.insert(
+                0,
+                "no signal kept growing with the sessions served".to_owned(),
+            );
             // Bounded retention and late releases are findings a pass states.
             for sig in e.signals {
-                let told = sig.finding.kind == FindingKind::Bounded || sig.reason.starts_with("back: ");
+                let told =
+                    sig.finding.kind == FindingKind::Bounded || sig.reason.starts_with("back: ");
                 if sig.decides && told {
                     reasons.push(format!("{} {}", sig.name, sig.reason));
                 }
@@ -839,7 +877,11 @@ mod tests {
         let mut v = vec![10.0];
         let mut n = 0.0;
         for k in 1..=cycles {
-            n += if k <= 3 { 200.0 } else { f64::from(200 << (k - 3)) };
+            n += if k <= 3 {
+                200.0
+            } else {
+                f64::from(200 << (k - 3))
+            };
             v.push(10.0 + n);
         }
         v
@@ -855,7 +897,8 @@ mod tests {
         assert!((v.per_session - 1.0).abs() < 1e-9);
         assert!((v.per_cycle - 200.0).abs() < 1e-9);
         assert!(
-            v.reason.starts_with("linear over 13000 sessions, 1.00 a session"),
+            v.reason
+                .starts_with("linear over 13000 sessions, 1.00 a session"),
             "{}",
             v.reason
         );
@@ -868,6 +911,25 @@ mod tests {
         assert_eq!(v.verdict, Verdict::Pass);
         assert_eq!(v.finding.kind, FindingKind::Back);
         assert!(v.reason.contains("a late release"), "{}", v.reason);
+    }
+
+    #[test]
+    fn a_large_late_release_leaving_a_small_share_is_back() {
+        let mut s = series(&leak_values(8), 2.0, BUDGET, Some(200.0));
+        // Not every session past the horizon yet: undecided.
+        assert_eq!(judge(&s, 200).verdict, Verdict::Inconclusive);
+        s.horizon.as_mut().unwrap().youngest_age_s = 31.0;
+        let v = judge(&s, 200);
+        assert_eq!(v.verdict, Verdict::Pass, "{}", v.reason);
+        assert!(
+            v.reason.contains("released within the horizon"),
+            "{}",
+            v.reason
+        );
+        // A third of it kept is retained for good.
+        let mut s = series(&leak_values(8), 2.0, BUDGET, Some(4_000.0));
+        s.horizon.as_mut().unwrap().youngest_age_s = 31.0;
+        assert_eq!(judge(&s, 200).verdict, Verdict::Leak);
     }
 
     #[test]
@@ -900,13 +962,22 @@ mod tests {
     #[test]
     fn a_fill_then_flat_is_bounded_with_its_bound() {
         let v = judge(
-            &series(&[1000.0, 5000.0, 5010.0, 5005.0], 100.0, Stop::Decided, None),
+            &series(
+                &[1000.0, 5000.0, 5010.0, 5005.0],
+                100.0,
+                Stop::Decided,
+                None,
+            ),
             200,
         );
         assert_eq!(v.verdict, Verdict::Pass);
         assert_eq!(v.finding.kind, FindingKind::Bounded);
         assert_eq!(v.finding.bound, Some(4007.5));
-        assert!(v.reason.starts_with("bounded: grew 20.00 a session"), "{}", v.reason);
+        assert!(
+            v.reason.starts_with("bounded: grew 20.00 a session"),
+            "{}",
+            v.reason
+        );
     }
 
     #[test]
@@ -930,7 +1001,9 @@ mod tests {
     fn flat_lately_over_the_whole_budget_passes_with_the_detection_limit() {
         // chathub -fixed: heap_bytes +80 KiB in the first cycle (runtime
         // high-water marks), then a few KiB a doubling.
-        let v = [276.0, 356.0, 370.0, 370.0, 374.0, 387.0, 392.0, 392.0, 411.0];
+        let v = [
+            276.0, 356.0, 370.0, 370.0, 374.0, 387.0, 392.0, 392.0, 411.0,
+        ];
         let v: Vec<f64> = v.iter().map(|k| k * 1024.0).collect();
         let mut s = series(&v, 160.0 * 1024.0, BUDGET, None);
         s.horizon = None;
@@ -1000,6 +1073,33 @@ mod tests {
         let f = floors(&specs);
         assert_eq!(f.len(), 1);
         assert_eq!(f[name::GOROUTINES], 2.0);
+    }
+
+    #[test]
+    fn bands_count_wobble_and_cap_a_release() {
+        let floors = reading(&[(name::HEAP_OBJECTS, 32.0), (name::GOROUTINES, 2.0)]);
+        let idle = reading(&[(name::HEAP_OBJECTS, 5.0)]);
+        let repeats = [reading(&[(name::HEAP_OBJECTS, 20.0)])];
+        // nats-server's objects once its ring is full: a 500-object wobble.
+        let objects = [2726.0, 32_644.0, 48_721.0, 48_221.0, 48_805.0];
+        // deferred's goroutines: 6,200 held, then all released.
+        let goroutines = [5.0, 405.0, 6_205.0, 5.0, 5.0];
+        let readings: Vec<Reading> = objects
+            .iter()
+            .zip(goroutines)
+            .map(|(o, g)| reading(&[(name::HEAP_OBJECTS, *o), (name::GOROUTINES, g)]))
+            .collect();
+        let refs: Vec<&Reading> = readings.iter().collect();
+        let b = bands(&floors, &idle, &repeats, &refs);
+        assert_eq!(b[name::HEAP_OBJECTS], 1000.0, "twice the wobble");
+        assert_eq!(
+            b[name::GOROUTINES],
+            2.0 * 0.25 * 6_200.0,
+            "a release is capped"
+        );
+        let b = bands(&floors, &idle, &repeats, &refs[..1]);
+        assert_eq!(b[name::HEAP_OBJECTS], 40.0, "twice the repeat-poll spread");
+        assert_eq!(b[name::GOROUTINES], 2.0, "the floor");
     }
 
     #[test]
@@ -1168,7 +1268,10 @@ mod tests {
             ..RunEvidence::default()
         });
         assert_eq!(v, Verdict::Pass);
-        assert_eq!(reasons[0], "no signal kept growing with the sessions served");
+        assert_eq!(
+            reasons[0],
+            "no signal kept growing with the sessions served"
+        );
         assert!(
             reasons[1].starts_with("heap_objects bounded: grew"),
             "the bound is stated: {reasons:?}"

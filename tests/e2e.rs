@@ -99,6 +99,25 @@ fn smallleak_leaks_audit_records() {
     run.assert_suspect("main.recordVisit");
 }
 
+#[test]
+fn quarterleak_one_small_object_every_fourth_session_leaks() {
+    // One 64-byte note every fourth visit: about 50 objects and 3 KiB per
+    // 200-session cycle, under the old per-cycle floors. The retention
+    // curve sees it rise a quarter of an object a session all the way
+    // through escalation, and the fine heap sampling names the site.
+    let run = Case::http("quarterleak", "/visit").run();
+    run.assert_verdict(EXIT_LEAK, "leak");
+    let objects = common::signal(&run, "heap_objects");
+    assert_eq!(objects["finding"]["kind"], "leak", "{}", run.context());
+    let rate = objects["finding"]["per_session"].as_f64().unwrap_or(0.0);
+    assert!(
+        (0.15..0.5).contains(&rate),
+        "a quarter of an object a session, {rate} measured\n{}",
+        run.context()
+    );
+    run.assert_suspect("main.rememberEveryFourth");
+}
+
 // ---- goroutine leaks ------------------------------------------------------
 
 #[test]
@@ -162,6 +181,26 @@ fn abruptonly_fixed_abrupt_close_passes() {
 #[test]
 fn bounded_cache_passes() {
     Case::ws("cache").run().assert_verdict(EXIT_PASS, "pass");
+}
+
+#[test]
+fn ring_of_recent_sessions_passes_and_states_its_bound() {
+    // The last 4,000 closed sessions, about 1 KiB each: a straight line
+    // over the default three cycles (800 sessions with the warm-up), a
+    // bound once escalation has served well past 4,000.
+    let run = Case::ws("ring").run();
+    run.assert_verdict(EXIT_PASS, "pass");
+    let heap = common::signal(&run, "heap_bytes");
+    assert_eq!(heap["finding"]["kind"], "bounded", "{}", run.context());
+    let bound = heap["finding"]["bound"].as_f64().unwrap_or(0.0);
+    assert!(
+        (2.0e6..8.0e6).contains(&bound),
+        "4,000 records of about 1 KiB, {bound} B measured\n{}",
+        run.context()
+    );
+    let reasons = run.report()["reasons"].to_string();
+    assert!(reasons.contains("retains at most"), "{}", run.context());
+    run.assert_suspect("main.rememberClosed");
 }
 
 #[test]

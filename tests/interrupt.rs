@@ -195,15 +195,16 @@ fn toml_path(p: &Path) -> String {
 }
 
 /// The leaky chat hub: sessions hold 1 s so each load phase lasts that
-/// long, and the leak makes every settle wait for quiet and the final wait
-/// run its full timeout, so every phase lasts long enough to be hit.
-fn chathub_scenario() -> String {
+/// long, escalation cycles of 40 and 80 sessions at a concurrency of 20
+/// last 2 s and 4 s, and with `verdict` set to `escalate = false` the
+/// horizon wait runs its full 10 s: every phase lasts long enough to be hit.
+fn chathub_scenario(verdict: &str) -> String {
     let port = common::free_port();
     format!(
         "[target]\nurl = \"ws://127.0.0.1:{port}/ws\"\ncommand = [{}, \"-addr\", \"127.0.0.1:{port}\"]\n\
          [load]\nsessions = 20\nwarmup = 1\ncycles = 2\nhold = \"1s\"\n\
          [[load.steps]]\nsend = \"hello\"\n[[load.steps]]\nexpect = \"hello\"\n\
-         [settle]\ntimeout = \"10s\"\n",
+         [settle]\ntimeout = \"10s\"\n[verdict]\n{verdict}\n",
         toml_path(&go_target("chathub"))
     )
 }
@@ -211,8 +212,13 @@ fn chathub_scenario() -> String {
 /// Runs the leaky chat hub, sends `signal` once the line containing `after`
 /// appears, and checks the interrupted ending.
 fn interrupt_after(after: &str, signal: i32, phase: &str) {
+    interrupt_scenario_after(&chathub_scenario(""), after, signal, phase);
+}
+
+/// As [`interrupt_after`], on `scenario`.
+fn interrupt_scenario_after(scenario: &str, after: &str, signal: i32, phase: &str) {
     let _one_at_a_time = common::serial();
-    let mut run = Live::start(&chathub_scenario());
+    let mut run = Live::start(scenario);
     let target = run.target_pid();
     run.wait_for(after);
     run.signal(signal);
@@ -257,8 +263,18 @@ fn sigint_during_settle() {
 }
 
 #[test]
-fn sigint_during_final_wait() {
-    interrupt_after("growth seen; waiting", libc::SIGINT, "final settle");
+fn sigint_during_escalation() {
+    interrupt_after("escalating", libc::SIGINT, "escalation 1 (40 sessions)");
+}
+
+#[test]
+fn sigint_during_horizon_wait() {
+    interrupt_scenario_after(
+        &chathub_scenario("escalate = false"),
+        "waiting with no load",
+        libc::SIGINT,
+        "horizon",
+    );
 }
 
 #[test]

@@ -107,8 +107,8 @@ fn fd_leak_without_heap_growth_is_a_leak_on_fds() {
     common::assert_signal(&run, "fds", "leak", true);
     common::assert_signal(&run, "goroutines", "pass", true);
     common::assert_signal(&run, "heap_bytes", "pass", true);
-    // One socket per session, and /proc says what kind they are.
-    let sessions = 3.0 * 200.0;
+    // One socket per session served, and /proc says what kind they are.
+    let sessions = common::sessions_served(&run);
     let fds = common::signal_growth(&run, "fds");
     assert!(
         (sessions..sessions + 10.0).contains(&fds),

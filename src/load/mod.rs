@@ -121,6 +121,10 @@ pub struct Live {
     pub completed: AtomicU64,
     /// Sessions that failed.
     pub failed: AtomicU64,
+    /// Set to start no more sessions: those already running finish, and the
+    /// cycle ends with fewer sessions than planned (the escalation's time
+    /// budget ending mid-cycle).
+    pub stop: std::sync::atomic::AtomicBool,
 }
 
 impl Live {
@@ -274,6 +278,9 @@ enum Claim {
 impl<T> Cycle<T> {
     /// Claims the next session to run if it is due at `now`.
     fn claim(&self, now: Instant) -> Claim {
+        if self.live.stop.load(Ordering::Relaxed) {
+            return Claim::Done;
+        }
         let mut wait = None;
         let claimed = self
             .next

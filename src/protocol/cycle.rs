@@ -10,6 +10,9 @@ use anyhow::{Result, bail};
 use super::Session;
 use crate::load::{self, CycleLoad};
 
+/// A stop time that never comes (Instant + Duration::MAX would overflow).
+const FAR: Duration = Duration::from_secs(7 * 24 * 3600);
+
 /// How often the live line redraws session counts during a cycle.
 const LIVE_REFRESH: Duration = Duration::from_millis(200);
 
@@ -18,6 +21,16 @@ impl Session<'_> {
     /// its concurrency): every session opened, run and closed, with live
     /// counts on the progress line.
     pub(super) async fn cycle(&mut self, sessions: u32) -> Result<CycleLoad> {
+        self.cycle_until(sessions, None).await
+    }
+
+    /// [`Session::cycle`], starting no session after `stop_at` (a cycle
+    /// cut short serves fewer sessions; the curve counts those it served).
+    pub(super) async fn cycle_until(
+        &mut self,
+        sessions: u32,
+        stop_at: Option<tokio::time::Instant>,
+    ) -> Result<CycleLoad> {
         self.check_alive()?;
         // The probe's connection is idle during load; close it so a target
         // with a short idle timeout does not count a dying probe connection.
@@ -29,9 +42,15 @@ impl Session<'_> {
         let running = load::run_cycle_observed(&self.scenario.target, &spec, &live);
         tokio::pin!(running);
         let mut tick = tokio::time::interval(LIVE_REFRESH);
+        let stop_at = stop_at.unwrap_or_else(|| tokio::time::Instant::now() + FAR);
+        let stopping = tokio::time::sleep_until(stop_at);
+        tokio::pin!(stopping);
         let l = loop {
             tokio::select! {
                 l = &mut running => break l,
+                _ = &mut stopping, if !live.stop.load(std::sync::atomic::Ordering::Relaxed) => {
+                    live.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                }
                 _ = tick.tick() => {
                     let (started, completed, failed) = live.counts();
                     let open = started.saturating_sub(completed + failed);

@@ -142,7 +142,8 @@ impl Session<'_> {
                 ));
             }
             let name = format!("escalation {n} ({size} sessions)");
-            self.measured_cycle(k, name, size, true).await?;
+            let stop_at = tokio::time::Instant::from_std(started + budget.max_time);
+            self.measured_cycle(k, name, size, Some(stop_at)).await?;
         };
         if n > 0 {
             self.progress.line(format!(
@@ -152,7 +153,8 @@ impl Session<'_> {
                     Stop::Decided => "every curve decided".to_owned(),
                     Stop::Sessions { .. } => "session budget reached".to_owned(),
                     Stop::Time { .. } => "time budget reached".to_owned(),
-                    Stop::FdLimit { limit } => format!("the target's open-file limit ({limit}) is near"),
+                    Stop::FdLimit { limit } =>
+                        format!("the target's open-file limit ({limit}) is near"),
                     Stop::Off => "escalation off".to_owned(),
                 }
             ));

@@ -299,11 +299,12 @@ impl Session<'_> {
         ));
         self.baseline = Some(base.clone());
         self.profiles.base = profiles;
-        self.curves.start(self.progress.start.elapsed().as_secs_f64());
+        self.curves
+            .start(self.progress.start.elapsed().as_secs_f64());
 
         for k in 1..=load.cycles {
             let name = format!("cycle {k}/{}", load.cycles);
-            self.measured_cycle(k, name, load.sessions, false).await?;
+            self.measured_cycle(k, name, load.sessions, None).await?;
         }
         self.escalate(&base).await?;
         self.wait_horizon(&base).await?;
@@ -327,7 +328,8 @@ impl Session<'_> {
         Ok(())
     }
 
-    /// One measured cycle of `sessions` sessions: load, a short settle
+    /// One measured cycle of `sessions` sessions (an escalation cycle when
+    /// it has a `stop_at`, after which it starts no session): load, a short settle
     /// towards the baseline, a measurement (with profiles when `profiles`,
     /// kept as the latest for attribution), and a point on every curve.
     async fn measured_cycle(
@@ -335,13 +337,14 @@ impl Session<'_> {
         k: u32,
         name: String,
         sessions: u32,
-        escalation: bool,
+        stop_at: Option<tokio::time::Instant>,
     ) -> Result<()> {
         let s = self.scenario;
+        let escalation = stop_at.is_some();
         self.phase_name = name;
         self.progress
             .phase(&self.phase_name, format!("{sessions} sessions"));
-        let l = self.cycle(sessions).await?;
+        let l = self.cycle_until(sessions, stop_at).await?;
         let closed = self.progress.start.elapsed().as_secs_f64();
         let base = self.baseline.clone().unwrap_or_default();
         let tolerance = self.tolerance.clone().unwrap_or_default();
@@ -361,7 +364,8 @@ impl Session<'_> {
             settled.seconds,
             progress::describe_change(&base, &reading, &self.specs),
         ));
-        self.curves.push(l.completed + l.failed, closed, &settled.noise);
+        self.curves
+            .push(l.completed + l.failed, closed, &settled.noise);
         self.measured.push(reading.clone());
         self.phases.push(Phase {
             kind: PhaseKind::Cycle,

@@ -10,12 +10,12 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+pub use crate::curve::Point;
 pub use crate::load::{CycleLoad, LatencySummary};
 pub use crate::settle::{Ending, Settled, Tolerance};
 pub use crate::signal::{SourceKind, Unit, format_per_session, format_value, name, signed};
 pub use crate::sources::Reading;
 pub use crate::suspects::{Suspect, SuspectKind};
-pub use crate::curve::Point;
 pub use crate::verdict::{Course, Finding, FindingKind, SignalVerdict, Stop, Verdict};
 
 /// Version of report.json's layout; bumped on any incompatible change.

@@ -10,7 +10,11 @@ const MAX_BUDGET: u32 = 10_000_000;
 impl Validator<'_> {
     /// `[verdict]`: `escalate`, `max_sessions` (at least the scenario's own
     /// cycles' sessions) and `max_time` (at least one second).
-    pub(super) fn verdict(&self, file: FileVerdict, load: &Load) -> Result<Escalation, ScenarioError> {
+    pub(super) fn verdict(
+        &self,
+        file: FileVerdict,
+        load: &Load,
+    ) -> Result<Escalation, ScenarioError> {
         let own = u64::from(load.cycles) * u64::from(load.sessions);
         let max_sessions = match &file.max_sessions {
             None => default_max_sessions(load),
@@ -31,7 +35,8 @@ impl Validator<'_> {
                 u64::from(v)
             }
         };
-        let max_time = self.duration("verdict.max_time", file.max_time.as_ref(), DEFAULT_MAX_TIME)?;
+        let max_time =
+            self.duration("verdict.max_time", file.max_time.as_ref(), DEFAULT_MAX_TIME)?;
         if let Some(given) = &file.max_time {
             if max_time < std::time::Duration::from_secs(1) {
                 return Err(self.invalid(

@@ -592,6 +592,14 @@ pub fn assert_signal(run: &Outcome, name: &str, verdict: &str, decides: bool) {
     );
 }
 
+/// Sessions the measured cycles served, escalation cycles included
+/// (report.json's `course.sessions`).
+pub fn sessions_served(run: &Outcome) -> f64 {
+    run.report()["course"]["sessions"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("report has no course.sessions\n{}", run.context()))
+}
+
 /// Growth of signal `name` from baseline to the last cycle.
 pub fn signal_growth(run: &Outcome, name: &str) -> f64 {
     signal(run, name)

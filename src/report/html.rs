@@ -494,10 +494,11 @@ mod tests {
         ] {
             assert!(html.contains(&format!("id=\"{id}\"")), "no #{id}");
         }
-        // Five phases in the timeline: warm-up, baseline, three cycles, final.
+        // Eight phases in the timeline: warm-up, baseline, three cycles,
+        // two escalation cycles, the horizon wait.
         assert_eq!(
             html.matches("class=\"band\"").count(),
-            2 * 6,
+            2 * 8,
             "a band per phase in each timeline chart"
         );
         assert!(html.contains("main.(*client).writePump"));
@@ -538,7 +539,9 @@ mod tests {
                 "cycle 1/3",
                 "cycle 2/3",
                 "cycle 3/3",
-                "final settle"
+                "escalation 1 (400 sessions)",
+                "escalation 2 (800 sessions)",
+                "horizon"
             ]
         );
         for w in bands.windows(2) {

@@ -144,12 +144,12 @@ mod tests {
             "{md}"
         );
         assert!(
-            md.contains("| goroutines | 12 | 212 | 412 | 612 | 1.00 | leak |"),
+            md.contains("| goroutines | 12 | 212 | 412 | 612 | 1012 | 1812 | 1.00 | leak |"),
             "{md}"
         );
         assert!(md.contains("`main.(*client).writePump`"), "{md}");
         assert!(
-            md.contains("| cycle 2 | 198 | 2 (timeout 2) | quiet in 6.2 s |"),
+            md.contains("| cycle 2 | 198 | 2 (timeout 2) | quiet in 0.3 s |"),
             "{md}"
         );
         assert!(

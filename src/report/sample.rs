@@ -277,3 +277,40 @@ pub fn leaking_report() -> Report {
         duration_s: 41.3,
     }
 }
+
+/// [`leaking_report`] with its heap filled by the first 400 sessions and
+/// flat after them: a bounded heap_bytes finding beside the goroutine leak.
+pub fn bounded_report() -> Report {
+    let mut r = leaking_report();
+    let heap = r
+        .signals
+        .iter_mut()
+        .find(|s| s.name == name::HEAP_BYTES)
+        .expect("the sample judges heap_bytes");
+    let points = heap
+        .curve
+        .iter()
+        .map(|p| Point {
+            value: heap.baseline + 9_000.0 * p.sessions.min(400) as f64,
+            ..*p
+        })
+        .collect();
+    let series = verdict::Series {
+        name: heap.name.clone(),
+        unit: heap.unit,
+        source: heap.source,
+        decides: heap.decides,
+        points,
+        band: heap.threshold,
+        stop: verdict::Stop::Decided,
+        horizon: None,
+    };
+    *heap = verdict::judge(&series, r.sessions);
+    r.reasons = r
+        .signals
+        .iter()
+        .filter(|s| s.decides && s.verdict == Verdict::Leak)
+        .map(|s| format!("{} {}", s.name, s.reason))
+        .collect();
+    r
+}

@@ -1,6 +1,7 @@
 //! report.html: one self-contained page for the person fixing the leak.
 //!
-//! Verdict and reasons, the signals table, inline SVG charts (goroutines and
+//! Verdict and reasons, the signals table, inline SVG charts (each deciding
+//! signal's retention curve against the sessions served, goroutines and
 //! heap per cycle against baseline, the timeline of samples taken through
 //! the run with its phases shaded, latency percentiles per cycle), the
 //! suspects with their full stacks, the profiles with the commands to open
@@ -9,9 +10,11 @@
 
 use std::fmt::Write;
 
-use super::model::{PhaseKind, Verdict, format_per_session, format_value, name};
+use super::model::{
+    FindingKind, PhaseKind, Point, Verdict, format_per_session, format_value, name,
+};
 use super::svg::{Axis, Band, Chart, Line, Reference, esc};
-use super::{Render, Report, latency_kind, suspect_unit};
+use super::{Render, Report, course_line, finding, latency_kind, scenario_cycles, suspect_unit};
 
 /// Chart size (viewBox units; the page scales it to its width).
 const CHART: (f64, f64) = (900.0, 260.0);
@@ -21,6 +24,10 @@ const CHART: (f64, f64) = (900.0, 260.0);
 pub const GOROUTINE_COLOUR: &str = "#1f5fbf";
 /// Colour of heap series (likewise unique on the page).
 pub const HEAP_COLOUR: &str = "#b03a2e";
+/// Colour of the retention curves of other signals.
+const CURVE_COLOUR: &str = "#2a7f62";
+/// Colour of the fitted line on a retention chart.
+const FIT_COLOUR: &str = "#7f7f7f";
 
 const STYLE: &str = "
 body{font:14px/1.45 system-ui,-apple-system,'Segoe UI',sans-serif;margin:0 auto;max-width:1100px;padding:0 18px 40px;color:#1d1d1d}
@@ -60,6 +67,7 @@ impl Render for Html {
         );
         header(&mut o, r);
         signals(&mut o, r);
+        retention(&mut o, r);
         per_cycle(&mut o, r);
         timeline(&mut o, r);
         latency(&mut o, r);
@@ -82,13 +90,17 @@ fn header(o: &mut String, r: &Report) {
     for reason in &r.reasons {
         let _ = write!(o, "<li>{}</li>", esc(reason));
     }
+    o.push_str("</ul>");
+    if let Some(course) = course_line(r) {
+        let _ = write!(o, "<p id=\"course\">{}</p>", esc(&course));
+    }
     let _ = writeln!(
         o,
-        "</ul><p class=\"meta\"><code>{}</code> · {} sessions × {} cycles (+{} warm-up) · {:.1} s · \
+        "<p class=\"meta\"><code>{}</code> · {} sessions × {} cycles (+{} warm-up) · {:.1} s · \
          run {} · pprof <code>{}</code> · leakbench {}</p></header>",
         esc(&r.url),
         r.sessions,
-        r.cycles,
+        scenario_cycles(r),
         r.warmup,
         r.duration_s,
         esc(&format!("{:?}", r.status).to_lowercase()),
@@ -132,6 +144,126 @@ fn signals(o: &mut String, r: &Report) {
         );
     }
     o.push_str("</table></section>\n");
+}
+
+/// Per deciding signal, its retention curve: the value after each measured
+/// cycle against the sessions served since the baseline, with the
+/// Theil-Sen line of a leak or an undecided curve and the bound of a
+/// bounded one.
+fn retention(o: &mut String, r: &Report) {
+    let deciding: Vec<_> = r.signals.iter().filter(|s| s.decides).collect();
+    if deciding.is_empty() {
+        return;
+    }
+    o.push_str(
+        "<section id=\"retention\"><h2>Retention curves</h2><p class=\"meta\">Each deciding \
+         signal after each measured cycle (settled, after forced GCs), escalation cycles \
+         included, against the sessions served since the baseline. Dashed: the baseline, the \
+         noise band above it and, for bounded retention, the bound.</p>",
+    );
+    for s in deciding {
+        let (kind, _) = finding(s);
+        let f = &s.finding;
+        let colour = match s.name.as_str() {
+            name::GOROUTINES => GOROUTINE_COLOUR,
+            name::HEAP_BYTES => HEAP_COLOUR,
+            _ => CURVE_COLOUR,
+        };
+        let mut lines = vec![Line {
+            name: s.name.clone(),
+            points: s
+                .curve
+                .iter()
+                .map(|p| (p.sessions as f64, p.value))
+                .collect(),
+            color: colour,
+            markers: true,
+        }];
+        if matches!(f.kind, FindingKind::Leak | FindingKind::Undecided) {
+            if let Some(points) = fitted(&s.curve, f.per_session) {
+                lines.push(Line {
+                    name: format!(
+                        "Theil-Sen fit, {} a session",
+                        format_per_session(f.per_session, s.unit)
+                    ),
+                    points,
+                    color: FIT_COLOUR,
+                    markers: false,
+                });
+            }
+        }
+        let mut references = vec![
+            Reference {
+                y: s.baseline,
+                label: "baseline".to_owned(),
+            },
+            Reference {
+                y: s.baseline + s.threshold,
+                label: format!("noise band ({})", format_value(s.threshold, s.unit)),
+            },
+        ];
+        if let (FindingKind::Bounded, Some(bound)) = (f.kind, f.bound) {
+            references.push(Reference {
+                y: s.baseline + bound,
+                label: format!("bound: baseline + {}", format_value(bound, s.unit)),
+            });
+        }
+        let title = format!("{}: {kind}", s.name);
+        let chart = Chart {
+            id: format!("chart-retention-{}", id_part(&s.name)),
+            title: format!("{title}, against the sessions served"),
+            size: CHART,
+            unit: Axis::of(s.unit),
+            lines,
+            bands: Vec::new(),
+            references,
+            x_labels: None,
+            x_suffix: "",
+        };
+        let _ = write!(
+            o,
+            "<h3>{}</h3><p>{}</p>{}",
+            esc(&title),
+            esc(&s.reason),
+            chart.render()
+        );
+    }
+    o.push_str("</section>\n");
+}
+
+/// The Theil-Sen line of slope `rate` over a curve's sessions, through the
+/// median of the points' intercepts; `None` for fewer than two points.
+fn fitted(curve: &[Point], rate: f64) -> Option<Vec<(f64, f64)>> {
+    let (first, last) = (curve.first()?, curve.last()?);
+    if curve.len() < 2 || !rate.is_finite() {
+        return None;
+    }
+    let mut intercepts: Vec<f64> = curve
+        .iter()
+        .map(|p| p.value - rate * p.sessions as f64)
+        .collect();
+    intercepts.sort_by(f64::total_cmp);
+    let m = intercepts.len();
+    let b = if m % 2 == 1 {
+        intercepts[m / 2]
+    } else {
+        (intercepts[m / 2 - 1] + intercepts[m / 2]) / 2.0
+    };
+    let at = |p: &Point| (p.sessions as f64, b + rate * p.sessions as f64);
+    Some(vec![at(first), at(last)])
+}
+
+/// A signal name as part of an element id: letters, digits, `_` and `-`.
+fn id_part(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect()
 }
 
 /// Goroutines and heap after each cycle against baseline.
@@ -186,7 +318,7 @@ fn per_cycle(o: &mut String, r: &Report) {
                 Reference {
                     y: s.baseline + s.threshold,
                     label: format!(
-                        "baseline + tolerance ({})",
+                        "baseline + noise band ({})",
                         format_value(s.threshold, s.unit)
                     ),
                 },
@@ -476,7 +608,7 @@ fn scenario(o: &mut String, r: &Report) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::sample::leaking_report;
+    use crate::report::sample::{bounded_report, leaking_report};
 
     #[test]
     fn page_has_every_chart_and_section() {
@@ -487,17 +619,21 @@ mod tests {
             "chart-timeline-goroutines",
             "chart-timeline-heap",
             "chart-latency",
+            "chart-retention-goroutines",
             "signals",
+            "retention",
+            "course",
             "suspects",
             "scenario",
             "profiles",
         ] {
             assert!(html.contains(&format!("id=\"{id}\"")), "no #{id}");
         }
-        // Five phases in the timeline: warm-up, baseline, three cycles, final.
+        // Eight phases in the timeline: warm-up, baseline, three cycles,
+        // two escalation cycles, the horizon wait.
         assert_eq!(
             html.matches("class=\"band\"").count(),
-            2 * 6,
+            2 * 8,
             "a band per phase in each timeline chart"
         );
         assert!(html.contains("main.(*client).writePump"));
@@ -538,11 +674,91 @@ mod tests {
                 "cycle 1/3",
                 "cycle 2/3",
                 "cycle 3/3",
-                "final settle"
+                "escalation 1 (400 sessions)",
+                "escalation 2 (800 sessions)",
+                "horizon"
             ]
         );
         for w in bands.windows(2) {
             assert_eq!(w[0].x1, w[1].x0);
         }
+    }
+
+    /// The element of `html` with id `id`, up to the end of its `<svg>`.
+    fn chart<'a>(html: &'a str, id: &str) -> &'a str {
+        let at = html
+            .find(&format!("id=\"{id}\""))
+            .unwrap_or_else(|| panic!("no #{id}"));
+        &html[at..at + html[at..].find("</svg>").expect("svg end")]
+    }
+
+    /// The value of attribute `name` in the first element of `svg` that
+    /// starts with `tag`.
+    fn attr<'a>(svg: &'a str, tag: &str, name: &str) -> &'a str {
+        let el = &svg[svg.find(tag).unwrap_or_else(|| panic!("no {tag}"))..];
+        let at = el.find(&format!(" {name}=\"")).expect("attribute") + name.len() + 3;
+        &el[at..at + el[at..].find('"').expect("closing quote")]
+    }
+
+    #[test]
+    fn retention_chart_per_deciding_signal_with_its_fit() {
+        let mut r = leaking_report();
+        r.signals[0].reason = "rose <fast> & \"far\"".to_owned();
+        let html = Html.render(&r);
+        let deciding: Vec<_> = r.signals.iter().filter(|s| s.decides).collect();
+        assert_eq!(deciding.len(), 3, "the sample decides on three signals");
+        assert_eq!(
+            html.matches("id=\"chart-retention-").count(),
+            deciding.len(),
+            "one retention chart per deciding signal"
+        );
+        for s in &deciding {
+            let svg = chart(&html, &format!("chart-retention-{}", s.name));
+            // A marker per point: the baseline and five measured cycles.
+            assert_eq!(svg.matches("<circle").count(), 6, "{}", s.name);
+            // A leak: the measured points and the fitted line, no bound.
+            assert!(svg.contains("data-series=\"Theil-Sen fit"), "{svg}");
+            assert!(!svg.contains("bound:"), "{svg}");
+        }
+        assert!(!html.contains("chart-retention-stack_bytes"), "shown only");
+        assert!(
+            html.contains(
+                "<h3>goroutines: leak</h3><p>rose &lt;fast&gt; &amp; &quot;far&quot;</p>"
+            )
+        );
+        assert!(!html.contains("<fast>"));
+        // The x axis is sessions served: its last tick is past 1,500.
+        assert!(chart(&html, "chart-retention-goroutines").contains(">1500</text>"));
+    }
+
+    #[test]
+    fn bounded_finding_draws_its_bound() {
+        let r = bounded_report();
+        let heap = r
+            .signals
+            .iter()
+            .find(|s| s.name == name::HEAP_BYTES)
+            .expect("heap_bytes");
+        assert_eq!(heap.finding.kind, FindingKind::Bounded, "{}", heap.reason);
+        let html = Html.render(&r);
+        let svg = chart(&html, "chart-retention-heap_bytes");
+        assert!(html.contains("<h3>heap_bytes: bounded</h3>"), "{html}");
+        // Baseline, noise band and bound; no fit for a bounded curve.
+        assert_eq!(svg.matches("class=\"reference\"").count(), 3, "{svg}");
+        assert!(svg.contains(">bound: baseline + 3.43 MiB</text>"), "{svg}");
+        assert!(!svg.contains("Theil-Sen"), "{svg}");
+        // The bound line runs through the flat points: its height is the
+        // last point's.
+        let bound_line = &svg[svg.find("bound: baseline").expect("label")..];
+        let bound_line = &svg[svg[..svg.len() - bound_line.len()]
+            .rfind("<line class=\"reference\"")
+            .expect("the bound's line")..];
+        let last_point = &svg[svg.rfind("<circle").expect("a marker")..];
+        assert_eq!(
+            attr(bound_line, "<line", "y1"),
+            attr(last_point, "<circle", "cy")
+        );
+        // The leaking goroutines keep their fit.
+        assert!(chart(&html, "chart-retention-goroutines").contains("Theil-Sen fit"));
     }
 }

@@ -4,7 +4,7 @@ use std::fmt::Write;
 
 use super::model::{PhaseKind, Verdict, format_per_session, format_value};
 use super::text::us;
-use super::{Render, Report, latency_kind, suspect_unit};
+use super::{Render, Report, course_line, finding, latency_kind, scenario_cycles, suspect_unit};
 
 /// Markdown summary.
 pub struct Markdown;
@@ -28,8 +28,15 @@ impl Render for Markdown {
         let _ = writeln!(
             o,
             "\n`{}` · {} sessions × {} cycles (+{} warm-up) · {:.1} s\n",
-            r.url, r.sessions, r.cycles, r.warmup, r.duration_s
+            r.url,
+            r.sessions,
+            scenario_cycles(r),
+            r.warmup,
+            r.duration_s
         );
+        if let Some(course) = course_line(r) {
+            let _ = writeln!(o, "{}\n", cell(&course));
+        }
         let mut head = String::from("| signal | baseline |");
         let mut rule = String::from("|---|---:|");
         for k in 1..=r.cycles {
@@ -55,6 +62,18 @@ impl Render for Markdown {
                 format_per_session(s.per_session, s.unit)
             );
             o.push_str(&row);
+        }
+        let findings: Vec<String> = r
+            .signals
+            .iter()
+            .filter(|s| s.decides)
+            .map(|s| {
+                let (kind, why) = finding(s);
+                format!("- **{}**: {kind} — {}", cell(&s.name), cell(why))
+            })
+            .collect();
+        if !findings.is_empty() {
+            let _ = writeln!(o, "\n{}", findings.join("\n"));
         }
         if !r.suspects.is_empty() {
             let _ = writeln!(o, "\n### Suspects\n");
@@ -134,7 +153,7 @@ fn cell(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::sample::leaking_report;
+    use crate::report::sample::{bounded_report, leaking_report};
 
     #[test]
     fn summary_has_verdict_signals_suspects_and_cycles() {
@@ -144,17 +163,44 @@ mod tests {
             "{md}"
         );
         assert!(
-            md.contains("| goroutines | 12 | 212 | 412 | 612 | 1.00 | leak |"),
+            md.contains("| goroutines | 12 | 212 | 412 | 612 | 1012 | 1812 | 1.00 | leak |"),
             "{md}"
         );
         assert!(md.contains("`main.(*client).writePump`"), "{md}");
         assert!(
-            md.contains("| cycle 2 | 198 | 2 (timeout 2) | quiet in 6.2 s |"),
+            md.contains("| cycle 2 | 198 | 2 (timeout 2) | quiet in 0.3 s |"),
             "{md}"
+        );
+        assert!(md.contains("| cycle 5 | 800 | 0 |"), "{md}");
+        assert!(
+            md.contains(
+                "\nescalated to 1800 sessions in 2 more cycles (session budget of 1800 \
+                 reached); waited 27.6 s for the 30 s release horizon\n"
+            ),
+            "{md}"
+        );
+        assert!(
+            md.contains("\n- **goroutines**: leak — linear over 1800 sessions, 1.00 a session"),
+            "{md}"
+        );
+        assert_eq!(
+            md.matches("\n- **").count(),
+            3,
+            "one finding per deciding signal: {md}"
         );
         assert!(
             md.contains("go tool pprof -top diff-goroutine.pb.gz"),
             "{md}"
         );
+    }
+
+    #[test]
+    fn bounded_finding_states_its_bound_once() {
+        let md = Markdown.render(&bounded_report());
+        assert!(
+            md.contains("\n- **heap_bytes**: bounded — grew 8.8 KiB a session"),
+            "{md}"
+        );
+        assert!(!md.contains("bounded — bounded"), "{md}");
     }
 }

@@ -12,7 +12,9 @@ pub mod text;
 
 pub use model::{Phase, PhaseKind, Report, SCHEMA, Status, TimelinePoint};
 
-use model::{CycleLoad, LatencySummary, Suspect, SuspectKind, Unit};
+use model::{
+    CycleLoad, FindingKind, LatencySummary, SignalVerdict, Stop, Suspect, SuspectKind, Unit,
+};
 
 /// Escapes text for XML and HTML attributes and content (junit.xml,
 /// report.html, its SVG); drops the control characters XML 1.0 forbids.
@@ -85,6 +87,70 @@ pub fn trimmed_frames(s: &Suspect, max: usize) -> Vec<String> {
         out.push(format!("... {rest} more frames"));
     }
     out
+}
+
+/// A finding's kind as report.json spells it.
+pub fn finding_kind(kind: FindingKind) -> &'static str {
+    match kind {
+        FindingKind::Back => "back",
+        FindingKind::Bounded => "bounded",
+        FindingKind::Leak => "leak",
+        FindingKind::Time => "time",
+        FindingKind::Undecided => "undecided",
+    }
+}
+
+/// A signal's finding for one line: its kind, and its reason without the
+/// kind when the reason already starts with it (`bounded: grew ...`).
+pub fn finding(s: &SignalVerdict) -> (&'static str, &str) {
+    let kind = finding_kind(s.finding.kind);
+    let why = s
+        .reason
+        .strip_prefix(kind)
+        .and_then(|rest| rest.strip_prefix(": "))
+        .unwrap_or(&s.reason);
+    (kind, why)
+}
+
+/// The measured cycles the scenario asked for: those run, less the
+/// escalation cycles.
+pub fn scenario_cycles(r: &Report) -> u32 {
+    let escalation = r.phases.iter().filter(|p| p.escalation).count();
+    r.cycles
+        .saturating_sub(u32::try_from(escalation).unwrap_or(u32::MAX))
+}
+
+/// One line on how the run went about its verdict, when it escalated or
+/// waited for the release horizon: `escalated to 1800 sessions in 2 more
+/// cycles (session budget of 1800 reached); waited 27.6 s for the 30 s
+/// release horizon`.
+pub fn course_line(r: &Report) -> Option<String> {
+    let c = &r.course;
+    let escalation = r.phases.iter().filter(|p| p.escalation).count();
+    let stop = match c.stop {
+        Stop::Decided => "every curve decided".to_owned(),
+        Stop::Sessions { max } => format!("session budget of {max} reached"),
+        Stop::Time { max_s } => format!("time budget of {max_s:.0} s reached"),
+        Stop::FdLimit { limit } => format!("the target's open-file limit ({limit}) is near"),
+        Stop::Off => "escalation is off".to_owned(),
+    };
+    let mut parts = Vec::new();
+    if escalation > 0 {
+        let cycles = if escalation == 1 { "cycle" } else { "cycles" };
+        parts.push(format!(
+            "escalated to {} sessions in {escalation} more {cycles} ({stop})",
+            c.sessions
+        ));
+    } else if c.horizon_wait_s.is_some() && c.stop != Stop::Decided {
+        parts.push(format!("not escalated ({stop})"));
+    }
+    if let Some(w) = c.horizon_wait_s {
+        parts.push(format!(
+            "waited {w:.1} s for the {:.0} s release horizon",
+            c.horizon_s
+        ));
+    }
+    (!parts.is_empty()).then(|| parts.join("; "))
 }
 
 /// Which latency a report shows per cycle: the first kind any cycle measured,

@@ -41,9 +41,9 @@ fn tolerance(goroutines: f64, heap_bytes: f64, heap_objects: f64, fds: f64) -> T
     .collect()
 }
 
-fn latency(p50_us: u64) -> LatencySummary {
+fn latency(count: u64, p50_us: u64) -> LatencySummary {
     LatencySummary {
-        count: u64::from(SESSIONS),
+        count,
         p50_us,
         p90_us: p50_us * 2,
         p99_us: p50_us * 4,
@@ -52,7 +52,9 @@ fn latency(p50_us: u64) -> LatencySummary {
     }
 }
 
-fn load(p50_us: u64, failed: u64) -> CycleLoad {
+/// The load of one cycle of `sessions` sessions.
+fn load(sessions: u32, p50_us: u64, failed: u64) -> CycleLoad {
+    let sessions = u64::from(sessions);
     let mut failures = BTreeMap::new();
     let mut failure_examples = Vec::new();
     if failed > 0 {
@@ -61,14 +63,14 @@ fn load(p50_us: u64, failed: u64) -> CycleLoad {
             .push("timeout at expect: no message containing \"hello\" within 10s".into());
     }
     CycleLoad {
-        started: u64::from(SESSIONS),
-        completed: u64::from(SESSIONS) - failed,
+        started: sessions,
+        completed: sessions - failed,
         failed,
         failures,
         failure_examples,
-        connect: latency(90),
-        handshake: latency(300),
-        round_trip: latency(p50_us),
+        connect: latency(sessions, 90),
+        handshake: latency(sessions, 300),
+        round_trip: latency(sessions, p50_us),
         request: LatencySummary::default(),
         elapsed_s: 0.42,
     }
@@ -143,7 +145,7 @@ pub fn leaking_report() -> Report {
         index: 1,
         sessions: SESSIONS,
         escalation: false,
-        load: load(800, 0),
+        load: load(SESSIONS, 800, 0),
         settle: settled(Ending::Quiet, 1.6, base.clone()),
         measured: None,
     }];
@@ -153,7 +155,7 @@ pub fn leaking_report() -> Report {
             index: k as u32 + 1,
             sessions: SIZES[k],
             escalation: k >= 3,
-            load: load(1000 + 250 * k as u64, if k == 1 { 2 } else { 0 }),
+            load: load(SIZES[k], 1000 + 250 * k as u64, if k == 1 { 2 } else { 0 }),
             settle: settled(Ending::Quiet, 0.2 + 0.1 * k as f64, c.clone()),
             measured: Some(c.clone()),
         });
@@ -274,4 +276,41 @@ pub fn leaking_report() -> Report {
         profiles,
         duration_s: 41.3,
     }
+}
+
+/// [`leaking_report`] with its heap filled by the first 400 sessions and
+/// flat after them: a bounded heap_bytes finding beside the goroutine leak.
+pub fn bounded_report() -> Report {
+    let mut r = leaking_report();
+    let heap = r
+        .signals
+        .iter_mut()
+        .find(|s| s.name == name::HEAP_BYTES)
+        .expect("the sample judges heap_bytes");
+    let points = heap
+        .curve
+        .iter()
+        .map(|p| Point {
+            value: heap.baseline + 9_000.0 * p.sessions.min(400) as f64,
+            ..*p
+        })
+        .collect();
+    let series = verdict::Series {
+        name: heap.name.clone(),
+        unit: heap.unit,
+        source: heap.source,
+        decides: heap.decides,
+        points,
+        band: heap.threshold,
+        stop: verdict::Stop::Decided,
+        horizon: None,
+    };
+    *heap = verdict::judge(&series, r.sessions);
+    r.reasons = r
+        .signals
+        .iter()
+        .filter(|s| s.decides && s.verdict == Verdict::Leak)
+        .map(|s| format!("{} {}", s.name, s.reason))
+        .collect();
+    r
 }

@@ -56,6 +56,14 @@ pub enum Axis {
 }
 
 impl Axis {
+    /// The axis for values in a signal's unit.
+    pub fn of(unit: model::Unit) -> Axis {
+        match unit {
+            model::Unit::Count => Axis::Count,
+            model::Unit::Bytes => Axis::Bytes,
+        }
+    }
+
     fn format(self, v: f64) -> String {
         match self {
             Axis::Count => format_value(v, model::Unit::Count),

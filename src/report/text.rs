@@ -11,7 +11,10 @@ use std::fmt::Write;
 use std::io::IsTerminal;
 
 use super::model::{PhaseKind, Status, Verdict, format_per_session, format_value};
-use super::{Render, Report, latency_kind, suspect_unit, trimmed_frames};
+use super::{
+    Render, Report, course_line, finding, latency_kind, scenario_cycles, suspect_unit,
+    trimmed_frames,
+};
 
 /// Frames shown per suspect before the rest are elided.
 pub const FRAMES_SHOWN: usize = 8;
@@ -88,8 +91,15 @@ impl Render for Text {
         let _ = writeln!(
             o,
             "  {} · {} sessions × {} cycles (+{} warm-up) · {:.1} s",
-            r.url, r.sessions, r.cycles, r.warmup, r.duration_s
+            r.url,
+            r.sessions,
+            scenario_cycles(r),
+            r.warmup,
+            r.duration_s
         );
+        if let Some(course) = course_line(r) {
+            let _ = writeln!(o, "  {course}");
+        }
         self.signals(&mut o, r);
         self.suspects(&mut o, r);
         self.cycles(&mut o, r);
@@ -143,12 +153,15 @@ impl Text {
             );
             let _ = writeln!(o, "{row}");
         }
-        for s in r
-            .signals
-            .iter()
-            .filter(|s| s.decides && s.verdict != Verdict::Pass)
-        {
-            let _ = writeln!(o, "  {}: {}", s.name, s.reason);
+        // One line per deciding signal's finding, coloured by its verdict.
+        for s in r.signals.iter().filter(|s| s.decides) {
+            let (kind, why) = finding(s);
+            let _ = writeln!(
+                o,
+                "  {}: {} — {why}",
+                s.name,
+                self.paint(kind, Self::verdict_colour(s.verdict))
+            );
         }
     }
 
@@ -280,7 +293,7 @@ pub fn us(v: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::sample::leaking_report;
+    use crate::report::sample::{bounded_report, leaking_report};
 
     #[test]
     fn plain_summary_has_banner_signals_suspects_and_cycles() {
@@ -300,8 +313,69 @@ mod tests {
             .lines()
             .find(|l| l.trim_start().starts_with("cycle 2"))
             .expect("a row for cycle 2");
-        assert!(cycle2.contains("quiet 6.2 s"), "{cycle2}");
+        assert!(cycle2.contains("quiet 0.3 s"), "{cycle2}");
         assert!(cycle2.contains("1.2ms"), "{cycle2}");
+        assert!(
+            text.contains(
+                "\n  escalated to 1800 sessions in 2 more cycles (session budget of 1800 \
+                 reached); waited 27.6 s for the 30 s release horizon\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("· 200 sessions × 3 cycles (+1 warm-up) ·"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn one_line_per_deciding_signal_finding() {
+        let text = Text::plain().render(&bounded_report());
+        let findings: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("  ") && l.contains(": ") && l.contains(" — "))
+            .collect();
+        assert_eq!(
+            findings.len(),
+            3,
+            "goroutines, heap_bytes, heap_objects: {text}"
+        );
+        assert!(
+            findings[0]
+                .starts_with("  goroutines: leak — linear over 1800 sessions, 1.00 a session"),
+            "{text}"
+        );
+        // The kind is said once, not again from the reason.
+        assert!(
+            findings[1].starts_with("  heap_bytes: bounded — grew 8.8 KiB a session"),
+            "{text}"
+        );
+        assert!(findings[1].ends_with("retains at most 3.43 MiB"), "{text}");
+        assert!(findings[2].starts_with("  heap_objects: leak — "), "{text}");
+        assert!(
+            !text.contains("stack_bytes:"),
+            "shown-only signals have no finding"
+        );
+    }
+
+    #[test]
+    fn no_course_line_without_escalation_or_horizon_wait() {
+        let mut r = leaking_report();
+        for p in &mut r.phases {
+            p.escalation = false;
+        }
+        r.course.horizon_wait_s = None;
+        let text = Text::plain().render(&r);
+        assert!(
+            !text.contains("escalated") && !text.contains("horizon"),
+            "{text}"
+        );
+        r.course.horizon_wait_s = Some(3.0);
+        let text = Text::plain().render(&r);
+        assert!(
+            text.contains("\n  not escalated (session budget of 1800 reached); waited 3.0 s for the 30 s release horizon\n"),
+            "{text}"
+        );
     }
 
     #[test]

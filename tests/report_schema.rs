@@ -38,7 +38,7 @@ fn partial_report_matches_schema() {
 fn schema_rejects_what_it_does_not_describe() {
     let validator = jsonschema::draft202012::new(&schema()).expect("schema compiles");
     type Mutation = (&'static str, fn(&mut Value));
-    let mutations: [Mutation; 5] = [
+    let mutations: [Mutation; 8] = [
         ("unknown top-level field", |v| v["extra"] = json!(1)),
         ("unknown verdict", |v| v["verdict"] = json!("maybe")),
         ("other layout", |v| {
@@ -52,6 +52,21 @@ fn schema_rejects_what_it_does_not_describe() {
                 .as_object_mut()
                 .expect("object")
                 .remove("reason");
+        }),
+        ("unknown finding kind", |v| {
+            v["signals"][0]["finding"]["kind"] = json!("maybe")
+        }),
+        ("a session budget without its size", |v| {
+            v["course"]["stop"]
+                .as_object_mut()
+                .expect("object")
+                .remove("max");
+        }),
+        ("a curve point without its sessions", |v| {
+            v["signals"][0]["curve"][1]
+                .as_object_mut()
+                .expect("object")
+                .remove("sessions");
         }),
     ];
     for (what, mutate) in mutations {

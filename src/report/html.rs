@@ -19,10 +19,10 @@ use super::{Render, Report, course_line, finding, latency_kind, scenario_cycles,
 /// Chart size (viewBox units; the page scales it to its width).
 const CHART: (f64, f64) = (900.0, 260.0);
 
-/// Colour of goroutine series (used nowhere else on the page, so a
+/// Colour of goroutine series (used for nothing else on the page, so a
 /// screenshot test can find the charts by it).
 pub const GOROUTINE_COLOUR: &str = "#1f5fbf";
-/// Colour of heap series (likewise unique on the page).
+/// Colour of heap series (likewise used for nothing else).
 pub const HEAP_COLOUR: &str = "#b03a2e";
 /// Colour of the retention curves of other signals.
 const CURVE_COLOUR: &str = "#2a7f62";
@@ -67,8 +67,8 @@ impl Render for Html {
         );
         header(&mut o, r);
         signals(&mut o, r);
-        retention(&mut o, r);
         per_cycle(&mut o, r);
+        retention(&mut o, r);
         timeline(&mut o, r);
         latency(&mut o, r);
         suspects(&mut o, r);
@@ -169,16 +169,8 @@ fn retention(o: &mut String, r: &Report) {
             name::HEAP_BYTES => HEAP_COLOUR,
             _ => CURVE_COLOUR,
         };
-        let mut lines = vec![Line {
-            name: s.name.clone(),
-            points: s
-                .curve
-                .iter()
-                .map(|p| (p.sessions as f64, p.value))
-                .collect(),
-            color: colour,
-            markers: true,
-        }];
+        // The fit first, so that the measured points are drawn over it.
+        let mut lines = Vec::new();
         if matches!(f.kind, FindingKind::Leak | FindingKind::Undecided) {
             if let Some(points) = fitted(&s.curve, f.per_session) {
                 lines.push(Line {
@@ -192,6 +184,16 @@ fn retention(o: &mut String, r: &Report) {
                 });
             }
         }
+        lines.push(Line {
+            name: s.name.clone(),
+            points: s
+                .curve
+                .iter()
+                .map(|p| (p.sessions as f64, p.value))
+                .collect(),
+            color: colour,
+            markers: true,
+        });
         let mut references = vec![
             Reference {
                 y: s.baseline,
@@ -760,5 +762,21 @@ mod tests {
         );
         // The leaking goroutines keep their fit.
         assert!(chart(&html, "chart-retention-goroutines").contains("Theil-Sen fit"));
+    }
+
+    #[test]
+    fn fitted_line_goes_through_the_median_intercept() {
+        let curve: Vec<Point> = [(0, 10.0), (200, 215.0), (400, 410.0), (600, 610.0)]
+            .into_iter()
+            .map(|(sessions, value)| Point {
+                sessions,
+                t_s: 0.0,
+                value,
+            })
+            .collect();
+        // One wobbly point does not move it off the other three.
+        assert_eq!(fitted(&curve, 1.0), Some(vec![(0.0, 10.0), (600.0, 610.0)]));
+        assert_eq!(fitted(&curve[..1], 1.0), None);
+        assert_eq!(fitted(&curve, f64::NAN), None);
     }
 }

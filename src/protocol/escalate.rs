@@ -221,7 +221,7 @@ impl Session<'_> {
         let watched: Vec<String> = self
             .shapes()
             .into_iter()
-            .filter(|(_, sh)| !sh.decided() && !(spent && *sh == Shape::Unclear))
+            .filter(|(_, sh)| !(sh.decided() || (spent && *sh == Shape::Unclear)))
             .map(|(name, _)| name)
             .collect();
         if watched.is_empty() {

@@ -47,7 +47,7 @@ impl Validator<'_> {
             }
         }
         Ok(Escalation {
-            escalate: file.escalate.map_or(true, |b| *b.get_ref()),
+            escalate: file.escalate.is_none_or(|b| *b.get_ref()),
             max_sessions,
             max_time,
         })

@@ -164,7 +164,8 @@ fn junit_has_a_case_per_signal_and_per_suspect() {
         .find(|c| c.name == "goroutines")
         .expect("a goroutines case");
     let (message, text) = goroutines.failure.as_ref().expect("goroutines failed");
-    assert!(message.starts_with("goroutines: +"), "{message}");
+    assert!(message.starts_with("goroutines: linear over"), "{message}");
+    assert!(message.contains("1.00 a session"), "{message}");
     assert!(text.contains("baseline"), "{text}");
     let leaker = cases
         .iter()

@@ -14,11 +14,12 @@ use anyhow::Result;
 
 use super::Session;
 use crate::curve::{self, Shape};
+use crate::load::CycleLoad;
 use crate::report::PhaseKind;
 use crate::settle::{Goal, Tolerance};
 use crate::signal::name;
 use crate::sources::Reading;
-use crate::verdict::{HorizonEvidence, Stop};
+use crate::verdict::{self, HorizonEvidence, Stop};
 
 /// Longest settle after a measured cycle. Counters that still move after
 /// this are read as they are: one late point bends the curve a little, and
@@ -98,6 +99,14 @@ impl Session<'_> {
             if !budget.escalate {
                 break Stop::Off;
             }
+            let loads: Vec<(bool, &CycleLoad)> = self
+                .phases
+                .iter()
+                .map(|p| (p.kind == PhaseKind::Cycle, &p.load))
+                .collect();
+            if verdict::load_problem(&loads, s.load.max_failure_ratio).is_some() {
+                break Stop::Load;
+            }
             let served = self.curves.served();
             if served >= budget.max_sessions {
                 break Stop::Sessions {
@@ -156,6 +165,7 @@ impl Session<'_> {
                     Stop::FdLimit { limit } =>
                         format!("the target's open-file limit ({limit}) is near"),
                     Stop::Off => "escalation off".to_owned(),
+                    Stop::Load => "too many sessions failed".to_owned(),
                 }
             ));
         }

@@ -309,19 +309,14 @@ impl Session<'_> {
         self.escalate(&base).await?;
         self.wait_horizon(&base).await?;
 
-        // The profiles that attribute: taken last, after any horizon wait.
+        // The profiles that attribute: taken last, after any horizon wait,
+        // whose final reading they are. Without a wait the curves were
+        // decided on the last cycle's reading and keep it: a re-read moments
+        // later must not reopen them.
         let (reading, profiles) = self.snapshot().await?;
         self.profiles.last = profiles;
-        match &mut self.horizon {
-            Some(h) => h.after = reading,
-            None => {
-                if let Some(last) = self.measured.last_mut() {
-                    *last = reading.clone();
-                }
-                if let Some(p) = self.phases.last_mut() {
-                    p.measured = Some(reading);
-                }
-            }
+        if let Some(h) = &mut self.horizon {
+            h.after = reading;
         }
         self.signals = self.judge();
         self.check_alive()?;

@@ -38,7 +38,7 @@ h3{font-size:14px;margin:14px 0 4px}
 .verdict.pass{background:#e2f4e4;border-left:6px solid #2e8b3a}
 .verdict.inconclusive{background:#fbf1d6;border-left:6px solid #c8931d}
 .meta{color:#555}
-table{border-collapse:collapse;margin:6px 0}th,td{padding:3px 10px;text-align:right;border-bottom:1px solid #eee}
+table{border-collapse:collapse;margin:6px 0}div.wide{overflow-x:auto}td.why{text-align:left;min-width:28em}th,td{padding:3px 10px;text-align:right;border-bottom:1px solid #eee}
 th:first-child,td:first-child{text-align:left}th{background:#f5f5f5}
 td.leak{color:#c9302c;font-weight:600}td.inconclusive{color:#a06d00;font-weight:600}td.pass{color:#2e8b3a}
 svg.chart{width:100%;height:auto;display:block;margin:8px 0 14px;background:#fff}
@@ -114,7 +114,7 @@ fn signals(o: &mut String, r: &Report) {
         return;
     }
     o.push_str(
-        "<section id=\"signals\"><h2>Signals</h2><table><tr><th>signal</th><th>baseline</th>",
+        "<section id=\"signals\"><h2>Signals</h2><div class=\"wide\"><table><tr><th>signal</th><th>baseline</th>",
     );
     for k in 1..=r.cycles {
         let _ = write!(o, "<th>cycle {k}</th>");
@@ -137,13 +137,13 @@ fn signals(o: &mut String, r: &Report) {
         };
         let _ = write!(
             o,
-            "<td>{}</td><td>{}</td><td class=\"{class}\">{verdict}</td><td style=\"text-align:left\">{}</td></tr>",
+            "<td>{}</td><td>{}</td><td class=\"{class}\">{verdict}</td><td class=\"why\">{}</td></tr>",
             esc(&format_value(s.per_cycle, s.unit)),
             esc(&format_per_session(s.per_session, s.unit)),
             esc(&s.reason)
         );
     }
-    o.push_str("</table></section>\n");
+    o.push_str("</table></div></section>\n");
 }
 
 /// Per deciding signal, its retention curve: the value after each measured

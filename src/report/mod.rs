@@ -133,6 +133,7 @@ pub fn course_line(r: &Report) -> Option<String> {
         Stop::Time { max_s } => format!("time budget of {max_s:.0} s reached"),
         Stop::FdLimit { limit } => format!("the target's open-file limit ({limit}) is near"),
         Stop::Off => "escalation is off".to_owned(),
+        Stop::Load => "too many sessions failed".to_owned(),
     };
     let mut parts = Vec::new();
     if escalation > 0 {

@@ -304,6 +304,7 @@ pub fn bounded_report() -> Report {
         band: heap.threshold,
         stop: verdict::Stop::Decided,
         horizon: None,
+        runtime_keeps: 0.0,
     };
     *heap = verdict::judge(&series, r.sessions);
     r.reasons = r

@@ -29,7 +29,8 @@
 #
 # Knobs (environment): RUNS (default 10), ONLY (extended regex on target
 # labels), RUN_DEADLINE (seconds per run, default 600), KEEP (a folder to
-# copy each run's summary and the per-run table runs.tsv into).
+# copy each run's summary and the per-run table runs.tsv into), HOG
+# (`alternate`, the default, or `never` for a quiet machine throughout).
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -38,6 +39,8 @@ RUNS=${RUNS:-10}
 ONLY=${ONLY:-}
 RUN_DEADLINE=${RUN_DEADLINE:-600}
 KEEP=${KEEP:-}
+HOG=${HOG:-alternate}
+case $HOG in alternate | never) ;; *) echo "HOG must be alternate or never, got '$HOG'" >&2; exit 2 ;; esac
 case $RUNS in '' | *[!0-9]* | 0) echo "RUNS must be a whole number of at least 1, got '$RUNS'" >&2; exit 2 ;; esac
 case $RUN_DEADLINE in '' | *[!0-9]* | 0) echo "RUN_DEADLINE must be a whole number of seconds, got '$RUN_DEADLINE'" >&2; exit 2 ;; esac
 
@@ -233,6 +236,7 @@ done <<<"$TARGETS"
 runs_tsv="$work/runs.tsv"
 printf 'target\texpected\trun\thog\texit\tverdict\twall_s\n' >"$runs_tsv"
 hog_runs=$((RUNS / 2))
+[ "$HOG" = alternate ] || hog_runs=0
 total=$((RUNS * ${#labels[@]}))
 n=0
 bench_start=$(date +%s)
@@ -240,7 +244,7 @@ for run in $(seq 1 "$RUNS"); do
 	# Even runs compete with a CPU hog on core 0 (any core if taskset is
 	# missing); odd runs have the machine to themselves.
 	hog=no
-	if [ $((run % 2)) = 0 ]; then
+	if [ "$HOG" = alternate ] && [ $((run % 2)) = 0 ]; then
 		hog=yes
 		if command -v taskset >/dev/null 2>&1; then
 			taskset -c 0 yes >/dev/null &

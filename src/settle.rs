@@ -24,7 +24,7 @@ const STEADY_GAP: Duration = Duration::from_millis(100);
 /// History kept for the falling check when no quiet window is asked for.
 const FALLING_WINDOW: Duration = Duration::from_secs(6);
 /// Quiet window before the baseline: the target must hold still this long.
-pub const BASELINE_QUIET: Duration = Duration::from_millis(1500);
+pub const BASELINE_QUIET: Duration = Duration::from_millis(1000);
 
 /// Per-signal tolerance by signal name: changes within it are noise. The
 /// signals a settle watches are the keys.

@@ -120,7 +120,20 @@ pub enum Shape {
     Unclear,
 }
 
+/// A bending curve whose latest half rises at no more than this share of
+/// its earlier rate has bent flat, but for drift: nats-server's heap
+/// objects once its ring is full climb 0.02 a session against 4.4 before
+/// (the entries that replace the warm-up's differ by a fraction of an
+/// object). Judged so only once the whole session budget is spent.
+pub const DRIFT_SHARE: f64 = 0.05;
+
 impl Shape {
+    /// Whether it is bending to a drift under [`DRIFT_SHARE`] of its earlier
+    /// rate.
+    pub fn drifting(&self) -> bool {
+        matches!(*self, Shape::Bending { early, late } if late <= DRIFT_SHARE * early)
+    }
+
     /// Whether more sessions cannot change the answer.
     pub fn decided(&self) -> bool {
         matches!(self, Shape::Back { .. } | Shape::Bounded { .. })

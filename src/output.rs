@@ -18,7 +18,7 @@ use crate::report::{Render, Report, html::Html, json::Json, junit::Junit, markdo
 pub struct Profiles {
     /// Taken with the baseline.
     pub base: Option<Snapshot>,
-    /// Taken with the last measured cycle (or the final settle).
+    /// Taken at the end of the run (after the last cycle, or the horizon wait).
     pub last: Option<Snapshot>,
 }
 

@@ -99,7 +99,7 @@ impl Progress {
     }
 
     /// A new phase begins (`warm-up 1/1`, `baseline`, `cycle 2/3`,
-    /// `final settle`), doing `what`. Live mode only: plain mode prints its
+    /// `horizon`), doing `what`. Live mode only: plain mode prints its
     /// line when the phase has a result.
     pub fn phase(&self, name: &str, what: impl Into<String>) {
         if let Some(bar) = &self.bar {

@@ -386,6 +386,23 @@ pub fn judge(series: &Series, sessions: u32) -> SignalVerdict {
                 ),
             )
         }
+        Shape::Bending { early, late }
+            if shape.drifting() && matches!(stop, Stop::Sessions { .. }) =>
+        {
+            finding.kind = FindingKind::Bounded;
+            finding.bound = Some(growth);
+            finding.per_session = early;
+            (
+                Verdict::Pass,
+                format!(
+                    "bounded: grew {} a session, then bent flat to a drift of {} a session (under {:.0}% of that) over the latest half of {n} sessions; retains about {}",
+                    rate(early),
+                    rate(late),
+                    curve::DRIFT_SHARE * 100.0,
+                    fmt(growth)
+                ),
+            )
+        }
         rising => match horizon {
             None => undecided(
                 format!(
@@ -1098,6 +1115,37 @@ mod tests {
         assert_eq!(v.verdict, Verdict::Inconclusive, "{}", v.reason);
         assert!(v.reason.contains("slowing"), "{}", v.reason);
         assert!(v.reason.contains("verdict.max_sessions"), "{}", v.reason);
+    }
+
+    #[test]
+    fn a_drift_after_the_bend_passes_at_the_budget_but_not_before() {
+        // nats-server's heap objects, 300 sessions a cycle: the ring full at
+        // 9,900 sessions, then +364 and +189 over 20,100 more (band 75).
+        let values = [
+            5108.0, 6429.0, 7736.0, 9124.0, 11896.0, 17252.0, 28078.0, 48585.0, 48949.0, 49138.0,
+        ];
+        let mut n = 0;
+        let points: Vec<Point> = values
+            .iter()
+            .zip([0u64, 300, 300, 300, 600, 1200, 2400, 4800, 9600, 10500])
+            .map(|(v, s)| {
+                n += s;
+                Point {
+                    sessions: n,
+                    t_s: 0.0,
+                    value: *v,
+                }
+            })
+            .collect();
+        let mut s = series(&values, 75.0, Stop::Sessions { max: 30_000 }, None);
+        s.points = points;
+        s.horizon = None;
+        let v = judge(&s, 300);
+        assert_eq!(v.verdict, Verdict::Pass, "{}", v.reason);
+        assert_eq!(v.finding.kind, FindingKind::Bounded);
+        assert!(v.reason.contains("drift"), "{}", v.reason);
+        s.stop = Stop::Time { max_s: 30.0 };
+        assert_eq!(judge(&s, 300).verdict, Verdict::Inconclusive);
     }
 
     #[test]

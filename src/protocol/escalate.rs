@@ -225,13 +225,15 @@ impl Session<'_> {
     /// past it, until the last ones are too if something fell meanwhile.
     /// Stops early when every watched signal is back within its band.
     pub(super) async fn wait_horizon(&mut self, base: &Reading) -> Result<()> {
-        // A curve flat over the latest half of the whole session budget is
-        // judged as it is; every other undecided one waits.
+        // A curve flat, or drifting, over the latest half of the whole
+        // session budget is judged as it is; every other undecided one waits.
         let spent = matches!(self.stop, Stop::Sessions { .. });
         let watched: Vec<String> = self
             .shapes()
             .into_iter()
-            .filter(|(_, sh)| !(sh.decided() || (spent && *sh == Shape::Unclear)))
+            .filter(|(_, sh)| {
+                !(sh.decided() || (spent && (*sh == Shape::Unclear || sh.drifting())))
+            })
             .map(|(name, _)| name)
             .collect();
         if watched.is_empty() {

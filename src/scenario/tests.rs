@@ -29,6 +29,54 @@ fn minimal_scenario_gets_defaults() {
     assert_eq!(s.load.close, CloseMode::Graceful);
     assert_eq!(s.settle.timeout, DEFAULT_SETTLE_TIMEOUT);
     assert_eq!(s.thresholds, Thresholds::default());
+    assert_eq!(
+        s.verdict,
+        Escalation {
+            escalate: true,
+            max_sessions: 20_000,
+            max_time: DEFAULT_MAX_TIME,
+        }
+    );
+}
+
+#[test]
+fn verdict_budgets_default_from_the_cycle_and_are_checked() {
+    let with = |sessions: u32, verdict: &str| {
+        format!(
+            "[target]\nurl = \"ws://127.0.0.1:1/\"\n[load]\nsessions = {sessions}\n[verdict]\n{verdict}"
+        )
+    };
+    // 100 cycles' worth, at most 40,000.
+    assert_eq!(parse(&with(300, "")).unwrap().verdict.max_sessions, 30_000);
+    assert_eq!(parse(&with(2000, "")).unwrap().verdict.max_sessions, 40_000);
+    let s = parse(&with(
+        200,
+        "escalate = false\nmax_sessions = 5000\nmax_time = \"2m\"",
+    ))
+    .unwrap();
+    assert_eq!(
+        s.verdict,
+        Escalation {
+            escalate: false,
+            max_sessions: 5000,
+            max_time: Duration::from_secs(120),
+        }
+    );
+    let e = err(&with(200, "max_sessions = 100"));
+    assert!(
+        e.contains(":6:16: verdict.max_sessions: 100 is fewer than"),
+        "{e}"
+    );
+    assert!(e.contains("give at least 600"), "{e}");
+    let e = err(&with(200, "max_time = \"10ms\""));
+    assert!(e.contains("verdict.max_time: must be at least 1s"), "{e}");
+    let e = err(&with(200, "max_time = \"soon\""));
+    assert!(
+        e.contains("verdict.max_time: `soon` is not a duration"),
+        "{e}"
+    );
+    let e = err(&with(200, "escalte = true"));
+    assert!(e.contains("did you mean `escalate`?"), "{e}");
 }
 
 #[test]

@@ -102,7 +102,8 @@ impl Stop {
                 "the session budget ran out at {max} sessions; raise verdict.max_sessions"
             )),
             Stop::Time { max_s } => Some(format!(
-                "the time budget ran out after {max_s:.0} s; raise verdict.max_time"
+                "the time budget ran out after {max_s:.0} s (verdict.max_time, and escalation \
+                 ends at the release horizon); raise verdict.max_time or settle.timeout"
             )),
             Stop::FdLimit { limit } => Some(format!(
                 "the target's open-file limit ({limit}) would have been reached"

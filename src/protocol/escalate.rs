@@ -83,6 +83,11 @@ impl Session<'_> {
         let s = self.scenario;
         let budget = s.verdict;
         let started = Instant::now();
+        // Escalation runs while the first measured sessions age: it ends by
+        // the release horizon too, so a leak is decided soon after it.
+        let aged = self.progress.start.elapsed().as_secs_f64() - self.curves.first_close_s();
+        let to_horizon = (s.settle.timeout.as_secs_f64() - aged).max(1.0);
+        let max_time = budget.max_time.min(Duration::from_secs_f64(to_horizon));
         let mut size = s.load.sessions;
         let mut k = s.load.cycles;
         let mut n = 0;
@@ -113,9 +118,9 @@ impl Session<'_> {
                     max: budget.max_sessions,
                 };
             }
-            if started.elapsed() >= budget.max_time {
+            if started.elapsed() >= max_time {
                 break Stop::Time {
-                    max_s: budget.max_time.as_secs_f64(),
+                    max_s: max_time.as_secs_f64(),
                 };
             }
             let mut next = u64::from(size) * 2;
@@ -128,12 +133,12 @@ impl Session<'_> {
                     next = room;
                 }
             }
-            let left = budget.max_time.saturating_sub(started.elapsed());
+            let left = max_time.saturating_sub(started.elapsed());
             let fits = self.fits_in(left);
             if fits < next {
                 if fits < u64::from(s.load.sessions) {
                     break Stop::Time {
-                        max_s: budget.max_time.as_secs_f64(),
+                        max_s: max_time.as_secs_f64(),
                     };
                 }
                 next = fits;
@@ -147,11 +152,11 @@ impl Session<'_> {
                      concurrency (up to {} sessions or {:.0} s)",
                     open.join(", "),
                     budget.max_sessions,
-                    budget.max_time.as_secs_f64()
+                    max_time.as_secs_f64()
                 ));
             }
             let name = format!("escalation {n} ({size} sessions)");
-            let stop_at = tokio::time::Instant::from_std(started + budget.max_time);
+            let stop_at = tokio::time::Instant::from_std(started + max_time);
             self.measured_cycle(k, name, size, Some(stop_at)).await?;
         };
         if n > 0 {
@@ -228,14 +233,14 @@ impl Session<'_> {
         // A curve flat, or drifting, over the latest half of the whole
         // session budget is judged as it is; every other undecided one waits.
         let spent = matches!(self.stop, Stop::Sessions { .. });
-        let watched: Vec<String> = self
+        let shapes: Vec<(String, Shape)> = self
             .shapes()
             .into_iter()
             .filter(|(_, sh)| {
                 !(sh.decided() || (spent && (*sh == Shape::Unclear || sh.drifting())))
             })
-            .map(|(name, _)| name)
             .collect();
+        let watched: Vec<String> = shapes.iter().map(|(name, _)| name.clone()).collect();
         if watched.is_empty() {
             return Ok(());
         }
@@ -269,7 +274,16 @@ impl Session<'_> {
         let back = bands.iter().all(|(k, band)| {
             last.get(k).copied().unwrap_or(0.0) - base.get(k).copied().unwrap_or(0.0) <= *band
         });
-        if fell && !back {
+        // A rising curve that held through the horizon is a leak whatever
+        // the others do: waiting longer would not change the verdict.
+        let value = |r: &Reading, k: &str| r.get(k).copied().unwrap_or(0.0);
+        let held = shapes.iter().any(|(k, sh)| {
+            let band = bands.get(k).copied().unwrap_or(0.0);
+            matches!(sh, Shape::Rising { .. })
+                && value(&last, k) >= value(&before, k) - band
+                && value(&last, k) - value(base, k) > band
+        });
+        if fell && !back && !held {
             let until = last_close_s + horizon;
             self.progress.line(format!(
                 "part was released within the horizon: waiting until the last cycle's \

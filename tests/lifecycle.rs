@@ -110,10 +110,11 @@ fn fd_leak_without_heap_growth_is_a_leak_on_fds() {
     // allocated in blocks: 14 B a session measured over 17,600 sessions), so
     // the descriptors, not the heap, carry the verdict.
     let heap = common::signal(&run, "heap_bytes");
-    let per_session = heap["per_session"].as_f64().unwrap_or(f64::MAX);
+    assert_ne!(heap["verdict"], "leak", "{}", run.context());
+    let per_session = common::signal_growth(&run, "heap_bytes") / common::sessions_served(&run);
     assert!(
         per_session < 64.0,
-        "heap grew {per_session} B a session\n{}",
+        "heap grew {per_session} B a session served\n{}",
         run.context()
     );
     // One socket per session served, and /proc says what kind they are.

@@ -3,8 +3,8 @@
 # it should, and how long a verdict takes, at DEFAULT settings (a scenario
 # names only the target, `sessions` and, for websockets, an echo step).
 #
-#   bash bench/verdicts.sh              # RUNS=10 per target, about 2 hours
-#   RUNS=1 bash bench/verdicts.sh       # smoke run, about 12 minutes
+#   bash bench/verdicts.sh              # RUNS=10 per target, about 70 minutes
+#   RUNS=1 bash bench/verdicts.sh       # smoke run, about 7 minutes
 #   ONLY='^benchsrv$' RUNS=8 bash bench/verdicts.sh
 #
 # Targets: every Go test target of tests/targets/ that has a verdict (leaky

@@ -103,7 +103,7 @@ impl Stop {
             )),
             Stop::Time { max_s } => Some(format!(
                 "the time budget ran out after {max_s:.0} s (verdict.max_time, and escalation \
-                 ends at the release horizon); raise verdict.max_time or settle.timeout"
+                 ends at the release horizon, or after 10 s); raise verdict.max_time or settle.timeout"
             )),
             Stop::FdLimit { limit } => Some(format!(
                 "the target's open-file limit ({limit}) would have been reached"

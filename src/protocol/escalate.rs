@@ -26,6 +26,11 @@ use crate::verdict::{self, HorizonEvidence, Stop};
 /// the horizon wait, not one settle, decides what is released.
 pub(super) const CYCLE_SETTLE_CAP: Duration = Duration::from_secs(5);
 
+/// Escalation time a short horizon still leaves: a 5 s `settle.timeout`
+/// left 4 s, 121 sessions at a 600 ms hold, too few to bound a 43-object
+/// creep of a clean target's heap. Never more than `verdict.max_time`.
+const MIN_ESCALATION: Duration = Duration::from_secs(10);
+
 /// The next cycle may bring a target's descriptors to at most this share of
 /// its open-file limit: past it the target fails sessions, and the load,
 /// not the leak, would end the run.
@@ -86,7 +91,7 @@ impl Session<'_> {
         // Escalation runs while the first measured sessions age: it ends by
         // the release horizon too, so a leak is decided soon after it.
         let aged = self.progress.start.elapsed().as_secs_f64() - self.curves.first_close_s();
-        let to_horizon = (s.settle.timeout.as_secs_f64() - aged).max(1.0);
+        let to_horizon = (s.settle.timeout.as_secs_f64() - aged).max(MIN_ESCALATION.as_secs_f64());
         let max_time = budget.max_time.min(Duration::from_secs_f64(to_horizon));
         let mut size = s.load.sessions;
         let mut k = s.load.cycles;

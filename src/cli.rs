@@ -1,5 +1,5 @@
-//! Command line: `leakbench run SCENARIO`, `validate SCENARIO`, `init`,
-//! `diff BASE AFTER`, `snapshot PPROF_URL`.
+//! Command line: `leakbench run SCENARIO`, `agent`, `kube SCENARIO`,
+//! `validate SCENARIO`, `init`, `diff BASE AFTER`, `snapshot PPROF_URL`.
 //!
 //! Exit codes: 0 pass, 1 leak, 2 error (bad scenario, unreachable target,
 //! target died), 3 inconclusive. A leak is a verdict, never an error.
@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
-use crate::commands::{diff, init, run, runtime, snapshot, validate};
+use crate::commands::{diff, init, kube, run, runtime, snapshot, validate};
 
 /// Leak verdicts under load: open sessions against a service, close them,
 /// let it settle, and judge whether goroutines and memory came back.
@@ -34,7 +34,19 @@ enum Command {
         /// Print only the verdict summary, no progress lines.
         #[arg(short, long)]
         quiet: bool,
+        /// Let the run drive load and probes at this non-loopback host, IP
+        /// address or CIDR (repeatable). Only the command line can allow it.
+        #[arg(long = "allow-remote", value_name = "HOST|CIDR")]
+        allow_remote: Vec<String>,
+        #[command(flatten)]
+        fleet: crate::fleet::CoordinatorArgs,
     },
+    /// Run a coordinator's share of the load: connect to `leakbench run
+    /// --agents N`, receive each cycle's share, run it and report back.
+    Agent(crate::fleet::AgentArgs),
+    /// Print Kubernetes manifests (an Indexed Job of agents, the coordinator,
+    /// its Service and the token Secret) for `kubectl apply -f -`.
+    Kube(crate::commands::kube::KubeArgs),
     /// Check a scenario and print what would run, without connecting.
     Validate {
         /// The scenario file (TOML).
@@ -91,7 +103,11 @@ pub fn execute(cli: Cli) -> Result<ExitCode> {
             scenario,
             out,
             quiet,
-        } => run::execute(scenario, out, quiet),
+            allow_remote,
+            fleet,
+        } => run::execute(scenario, out, quiet, allow_remote, fleet),
+        Command::Agent(args) => crate::fleet::agent::execute(args),
+        Command::Kube(args) => kube::execute(&args),
         Command::Validate { scenario } => {
             validate::execute(&scenario)?;
             Ok(ExitCode::SUCCESS)

@@ -17,6 +17,7 @@ pub mod cli;
 pub mod commands;
 pub mod curve;
 pub mod exit;
+pub mod fleet;
 pub mod load;
 pub mod output;
 pub mod pprof;

@@ -5,6 +5,7 @@
 
 pub mod diff;
 pub mod init;
+pub mod kube;
 pub mod run;
 pub mod snapshot;
 pub mod validate;

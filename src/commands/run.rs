@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 
 use crate::exit::error_line;
+use crate::fleet::CoordinatorArgs;
 use crate::output;
 use crate::protocol::{self, RunOptions};
 use crate::redact::Redactor;
@@ -14,7 +15,19 @@ use crate::report::{Render, text::Text};
 use crate::scenario::Scenario;
 
 /// Runs the scenario at `path`; `out` receives every report file.
-pub fn execute(path: PathBuf, out: Option<PathBuf>, quiet: bool) -> Result<ExitCode> {
+pub fn execute(
+    path: PathBuf,
+    out: Option<PathBuf>,
+    quiet: bool,
+    allow_remote: Vec<String>,
+    fleet: CoordinatorArgs,
+) -> Result<ExitCode> {
+    if !allow_remote.is_empty() {
+        anyhow::bail!("--allow-remote is not built yet");
+    }
+    if fleet.agents.is_some() {
+        anyhow::bail!("--agents is not built yet");
+    }
     let scenario = Scenario::load(&path)?;
     // Everything printed or written below goes through this.
     let redactor = Redactor::from_scenario(&scenario);

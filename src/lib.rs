@@ -26,6 +26,7 @@ pub mod progress;
 pub mod prom;
 pub mod protocol;
 pub mod redact;
+pub mod remote;
 pub mod report;
 pub mod scenario;
 pub mod settle;

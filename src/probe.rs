@@ -1,5 +1,6 @@
 //! Probe: read the target's net/http/pprof endpoint (and, through [`Probe::get`],
-//! any other http source on loopback).
+//! any other http source: on loopback, or on a host the command line allowed,
+//! at the addresses pinned for it at run start).
 //!
 //! One persistent HTTP/1.1 connection carries every probe, so the target
 //! always sees exactly one probe goroutine (`net/http.(*conn).serve`) at
@@ -50,6 +51,20 @@ pub enum ProbeError {
         url: String,
         /// The limit, seconds.
         secs: f64,
+    },
+    /// A redirect: never followed, since its Location could name any host,
+    /// one nobody allowed included.
+    #[error(
+        "{url} answered {status}, a redirect to {location}; redirects are not followed: set the \
+         scenario's URL to where the endpoint is served"
+    )]
+    Redirect {
+        /// The URL probed.
+        url: String,
+        /// The status code.
+        status: StatusCode,
+        /// The Location header, as sent (`(none)` when missing).
+        location: String,
     },
     /// A non-200 answer.
     #[error("{url} answered {status}: {hint}")]
@@ -136,6 +151,9 @@ pub struct Snapshot {
 pub struct Probe {
     base: Uri,
     authority: String,
+    /// The addresses to connect to, pinned at run start; `None`: the base
+    /// URL's host as written (loopback-only commands).
+    pinned: Option<Vec<std::net::IpAddr>>,
     sender: Option<SendRequest<Empty<Bytes>>>,
     connection: Option<JoinHandle<()>>,
     timeout: Duration,
@@ -164,6 +182,7 @@ impl Probe {
         Probe {
             base: base.clone(),
             authority,
+            pinned: None,
             sender: None,
             connection: None,
             timeout: FETCH_TIMEOUT,
@@ -182,6 +201,14 @@ impl Probe {
     /// measurement asked.
     pub fn serves_leak_profile(&self) -> Option<bool> {
         self.serves_leak_profile
+    }
+
+    /// Connects to these addresses (in order, the first that accepts)
+    /// instead of resolving the base URL's host; the Host header keeps the
+    /// host as written.
+    pub fn pinned(mut self, addrs: Vec<std::net::IpAddr>) -> Probe {
+        self.pinned = Some(addrs);
+        self
     }
 
     /// Bounds each fetch, connection included, by `timeout`.
@@ -258,6 +285,10 @@ impl Probe {
             }
         };
         let status = response.status();
+        let location = response
+            .headers()
+            .get(header::LOCATION)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
         let body = Limited::new(response.into_body(), MAX_RESPONSE_BYTES)
             .collect()
             .await
@@ -277,6 +308,13 @@ impl Probe {
                 }
             })?
             .to_bytes();
+        if status.is_redirection() {
+            return Err(ProbeError::Redirect {
+                url: url.to_owned(),
+                status,
+                location: location.unwrap_or_else(|| "(none)".to_owned()),
+            });
+        }
         if status != StatusCode::OK {
             return Err(ProbeError::Status {
                 url: url.to_owned(),
@@ -301,9 +339,11 @@ impl Probe {
             let host = self.base.host().unwrap_or("127.0.0.1");
             let host = host.trim_start_matches('[').trim_end_matches(']');
             let port = self.base.port_u16().unwrap_or(80);
-            let stream = TcpStream::connect((host, port))
-                .await
-                .map_err(|e| fail(e.to_string()))?;
+            let stream = match &self.pinned {
+                None => TcpStream::connect((host, port)).await,
+                Some(ips) => connect_first(ips, port).await,
+            }
+            .map_err(|e| fail(e.to_string()))?;
             let _ = stream.set_nodelay(true);
             let (sender, connection) = http1::handshake(TokioIo::new(stream))
                 .await
@@ -431,6 +471,19 @@ impl Probe {
             source,
         })
     }
+}
+
+/// A connection to the first of `ips` (at `port`) that accepts, trying
+/// them in order as a resolver's answer is tried; the last error otherwise.
+async fn connect_first(ips: &[std::net::IpAddr], port: u16) -> std::io::Result<TcpStream> {
+    let mut last = std::io::Error::new(std::io::ErrorKind::NotFound, "no address pinned");
+    for ip in ips {
+        match TcpStream::connect((*ip, port)).await {
+            Ok(stream) => return Ok(stream),
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
 }
 
 /// runtime.MemProfileRate from the first line of `heap?debug=1`, which reads

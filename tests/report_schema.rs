@@ -35,6 +35,34 @@ fn partial_report_matches_schema() {
 }
 
 #[test]
+fn remote_report_matches_schema() {
+    // What a run with --allow-remote writes: the consent and the pins.
+    let mut r = leaking_report();
+    r.remote = Some(leakbench::report::model::RemoteAccess {
+        allowed: vec!["198.18.0.2".to_owned(), "chat.test".to_owned()],
+        pinned: [("chat.test".to_owned(), vec!["198.18.0.2".to_owned()])].into(),
+    });
+    let mut v: Value = serde_json::from_str(&Json.render(&r)).expect("JSON");
+    assert_valid_report(&v);
+    assert_eq!(v["remote"]["pinned"]["chat.test"][0], "198.18.0.2");
+    // A consent that allowed nothing, or an unknown field, is not described.
+    let validator = jsonschema::draft202012::new(&schema()).expect("schema compiles");
+    v["remote"]["allowed"] = json!([]);
+    assert!(
+        !validator.is_valid(&v),
+        "schema accepted an empty allow list"
+    );
+    v["remote"]["allowed"] = json!(["198.18.0.2"]);
+    v["remote"]["extra"] = json!(1);
+    assert!(
+        !validator.is_valid(&v),
+        "schema accepted an unknown remote field"
+    );
+    // A loopback-only run writes no `remote` at all.
+    assert!(sample_json().get("remote").is_none());
+}
+
+#[test]
 fn schema_rejects_what_it_does_not_describe() {
     let validator = jsonschema::draft202012::new(&schema()).expect("schema compiles");
     type Mutation = (&'static str, fn(&mut Value));

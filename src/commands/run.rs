@@ -11,6 +11,7 @@ use crate::fleet::CoordinatorArgs;
 use crate::output;
 use crate::protocol::{self, RunOptions};
 use crate::redact::Redactor;
+use crate::remote::Policy;
 use crate::report::{Render, text::Text};
 use crate::scenario::Scenario;
 
@@ -22,13 +23,13 @@ pub fn execute(
     allow_remote: Vec<String>,
     fleet: CoordinatorArgs,
 ) -> Result<ExitCode> {
-    if !allow_remote.is_empty() {
-        anyhow::bail!("--allow-remote is not built yet");
-    }
     if fleet.agents.is_some() {
         anyhow::bail!("--agents is not built yet");
     }
-    let scenario = Scenario::load(&path)?;
+    // The only place remote hosts can be allowed: the scenario is checked
+    // against this consent, and the run pins what its names resolve to.
+    let policy = Policy::from_flags(&allow_remote)?;
+    let scenario = Scenario::load_with(&path, &policy)?;
     // Everything printed or written below goes through this.
     let redactor = Redactor::from_scenario(&scenario);
     let options = RunOptions { out, quiet };

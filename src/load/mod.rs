@@ -159,8 +159,9 @@ pub async fn run_cycle_observed(target: &Target, load: &Load, live: &Arc<Live>) 
     cycle
 }
 
-/// Resolves the target once per cycle, so sessions connect to an address;
-/// picks source addresses and sets up TLS.
+/// The address sessions connect to (pinned at run start, or resolved once
+/// per cycle for an unpinned `localhost`); picks source addresses and sets
+/// up TLS with the host as written.
 async fn prepare(target: &Target, load: &Load) -> Result<SessionPlan, String> {
     // Idempotent: the open-file soft limit goes to the hard limit even when
     // the caller did not run `preflight`.
@@ -172,11 +173,22 @@ async fn prepare(target: &Target, load: &Load) -> Result<SessionPlan, String> {
         .url
         .port_u16()
         .unwrap_or(if secure { 443 } else { 80 });
-    // An address needs no lookup (a lookup runs on tokio's blocking pool,
-    // which may start a thread per cycle); `localhost` still resolves.
-    let addr: SocketAddr = match host.parse::<std::net::IpAddr>() {
-        Ok(ip) => SocketAddr::new(ip, port),
-        Err(_) => tokio::time::timeout(load.step_timeout, tokio::net::lookup_host((host, port)))
+    // A name pinned at run start connects where it was pinned, whatever
+    // the resolver says now (see crate::remote). An address needs no lookup
+    // (a lookup runs on tokio's blocking pool, which may start a thread per
+    // cycle); unpinned, only `localhost` still resolves.
+    let pinned = target
+        .pins
+        .socket_addrs(host, port)
+        .and_then(|a| a.first().copied());
+    let addr: SocketAddr = match pinned {
+        Some(addr) => addr,
+        None if !host.eq_ignore_ascii_case("localhost") => {
+            return Err(format!(
+                "{host} was not resolved and pinned at run start; name it with an address"
+            ));
+        }
+        None => tokio::time::timeout(load.step_timeout, tokio::net::lookup_host((host, port)))
             .await
             .map_err(|_| format!("resolving {host} took longer than {:?}", load.step_timeout))?
             .map_err(|e| format!("cannot resolve {host}: {e}"))?

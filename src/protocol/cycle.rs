@@ -1,20 +1,33 @@
 //! One cycle of load, driven from the protocol: the probe's connections
-//! closed first, live session counts while it runs, and an error (not a
-//! verdict) when no session reached the target.
+//! closed first, live session counts while it runs, the load stopped (and
+//! the run aborted, inconclusive) once too many of its sessions fail, and
+//! an error (not a verdict) when no session reached the target.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Result, bail};
 
-use super::Session;
+use super::{RunError, Session};
 use crate::load::{self, CycleLoad};
+use crate::scenario::ABORT_MIN_STARTED;
 
 /// A stop time that never comes (Instant + Duration::MAX would overflow).
 const FAR: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// How often the live line redraws session counts during a cycle.
 const LIVE_REFRESH: Duration = Duration::from_millis(200);
+
+/// How often a running cycle's failure ratio is checked against
+/// `load.abort_failure_ratio`: often enough that a failing target sees a
+/// few dozen milliseconds of load after the ratio passed, not a whole cycle.
+const ABORT_WATCH: Duration = Duration::from_millis(20);
+
+/// Whether `failed` of `started` sessions passes `ratio`, once at least
+/// [`ABORT_MIN_STARTED`] started. A ratio of 1.0 never trips.
+pub(super) fn abort_tripped(started: u64, failed: u64, ratio: f64) -> bool {
+    started >= ABORT_MIN_STARTED && failed as f64 > ratio * started as f64
+}
 
 impl Session<'_> {
     /// One cycle of `sessions` sessions (the scenario's load otherwise, at
@@ -42,6 +55,10 @@ impl Session<'_> {
         let running = load::run_cycle_observed(&self.scenario.target, &spec, &live);
         tokio::pin!(running);
         let mut tick = tokio::time::interval(LIVE_REFRESH);
+        let mut watch = tokio::time::interval(ABORT_WATCH);
+        let abort_ratio = self.scenario.load.abort_failure_ratio;
+        // (started, failed) when the failure ratio stopped the load.
+        let mut tripped: Option<(u64, u64)> = None;
         let stop_at = stop_at.unwrap_or_else(|| tokio::time::Instant::now() + FAR);
         let stopping = tokio::time::sleep_until(stop_at);
         tokio::pin!(stopping);
@@ -50,6 +67,13 @@ impl Session<'_> {
                 l = &mut running => break l,
                 _ = &mut stopping, if !live.stop.load(std::sync::atomic::Ordering::Relaxed) => {
                     live.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                }
+                _ = watch.tick(), if tripped.is_none() => {
+                    let (started, _, failed) = live.counts();
+                    if abort_tripped(started, failed, abort_ratio) {
+                        live.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                        tripped = Some((started, failed));
+                    }
                 }
                 _ = tick.tick() => {
                     let (started, completed, failed) = live.counts();
@@ -72,12 +96,36 @@ impl Session<'_> {
             "{}: {} sessions done in {:.2} s{failures}",
             self.phase_name, l.completed, l.elapsed_s
         ));
+        if let Some((started, failed)) = tripped {
+            return Err(RunError::Aborted {
+                reason: abort_reason(&self.phase_name, started, failed, abort_ratio, &l),
+            }
+            .into());
+        }
         if l.completed == 0 {
             // Nothing reached the target: that is an error to fix, not a verdict.
             bail!(no_session_error(&self.scenario.target.url.to_string(), &l));
         }
         Ok(l)
     }
+}
+
+/// Why the failure ratio stopped the load: the ratio, then the causes of
+/// the whole cycle's failures and an example.
+fn abort_reason(phase: &str, started: u64, failed: u64, ratio: f64, l: &CycleLoad) -> String {
+    let causes: Vec<String> = l.failures.iter().map(|(k, v)| format!("{k} {v}")).collect();
+    let example = l
+        .failure_examples
+        .first()
+        .map(|e| format!("; e.g. {e}"))
+        .unwrap_or_default();
+    format!(
+        "the load was stopped during {phase}: {failed} of {started} started sessions had failed \
+         ({:.0}%, above load.abort_failure_ratio {ratio}); the cycle ended with {} failed ({}){example}",
+        100.0 * failed as f64 / started.max(1) as f64,
+        l.failed,
+        causes.join(", ")
+    )
 }
 
 fn no_session_error(url: &str, l: &CycleLoad) -> String {
@@ -87,4 +135,37 @@ fn no_session_error(url: &str, l: &CycleLoad) -> String {
         "no session to {url} succeeded ({}): {example}",
         causes.join(", ")
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_abort_trips_past_its_ratio_once_enough_started() {
+        assert!(!abort_tripped(19, 19, 0.5), "too few started");
+        assert!(abort_tripped(20, 11, 0.5));
+        assert!(!abort_tripped(20, 10, 0.5), "exactly half is not past it");
+        assert!(!abort_tripped(1000, 1000, 1.0), "1.0 never trips");
+        assert!(abort_tripped(1000, 11, 0.01));
+    }
+
+    #[test]
+    fn the_abort_reason_names_the_ratio_and_the_causes() {
+        let mut l = CycleLoad {
+            failed: 180,
+            ..CycleLoad::default()
+        };
+        l.failures.insert("refused".to_owned(), 180);
+        l.failure_examples
+            .push("refused at connect: Connection refused".to_owned());
+        let r = abort_reason("cycle 2/3", 40, 30, 0.5, &l);
+        assert!(
+            r.starts_with("the load was stopped during cycle 2/3: 30 of 40"),
+            "{r}"
+        );
+        assert!(r.contains("75%, above load.abort_failure_ratio 0.5"), "{r}");
+        assert!(r.contains("180 failed (refused 180)"), "{r}");
+        assert!(r.contains("e.g. refused at connect"), "{r}");
+    }
 }

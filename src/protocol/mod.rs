@@ -26,7 +26,7 @@ use crate::load::{self, CycleLoad};
 use crate::output::{self, Profiles};
 use crate::progress::{self, Mode, Progress};
 use crate::redact::Redactor;
-use crate::report::model::Timeline;
+use crate::report::model::{RemoteAccess, Timeline};
 use crate::report::{Phase, PhaseKind, Report, SCHEMA, Status};
 use crate::scenario::Scenario;
 use crate::settle::{BASELINE_QUIET, Goal, Tolerance};
@@ -50,9 +50,23 @@ pub struct RunOptions {
     pub quiet: bool,
 }
 
-/// A run that stopped for a reason that is not a verdict (exit code 2).
+/// A run that stopped for a reason that is not a verdict.
+///
+/// Every variant but [`RunError::Aborted`] is an error (exit code 2).
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
+    /// The run was stopped on purpose because what it measured could no
+    /// longer be trusted (the load failing mid-cycle past
+    /// `load.abort_failure_ratio`, a load agent lost): not an error of the
+    /// setup, and no verdict either. Returned from anywhere in the protocol,
+    /// [`run`] ends the report complete and **inconclusive** (exit 3) with
+    /// `reason` as its first reason. The caller stops the load (and waits
+    /// for whatever settle it wants) before returning it.
+    #[error("{reason}")]
+    Aborted {
+        /// Why, for a person: what tripped, with numbers and causes.
+        reason: String,
+    },
     /// The target we started exited.
     #[error("the target exited ({status}) during {phase}; last lines of its log ({log}):\n{tail}")]
     TargetDied {
@@ -81,6 +95,12 @@ pub struct Outcome {
 /// come back as an [`Outcome`] with a partial report.
 pub async fn run(scenario: &Scenario, options: &RunOptions) -> Result<Outcome> {
     let start = Instant::now();
+    // Names are resolved once, here, and the run connects to these
+    // addresses only (see crate::remote): a refused one is an error before
+    // any connection.
+    let mut pinned = scenario.clone();
+    pinned.pin().await.map_err(anyhow::Error::msg)?;
+    let scenario = &pinned;
     let progress = Progress::new(
         Mode::detect(options.quiet),
         start,
@@ -93,6 +113,12 @@ pub async fn run(scenario: &Scenario, options: &RunOptions) -> Result<Outcome> {
     }
     // Before the target starts (it inherits the raised descriptor limit) and
     // before any load: does the concurrency fit this machine at all?
+    if let Some(remote) = remote_access(scenario) {
+        progress.line(format!(
+            "remote hosts allowed (--allow-remote): {}",
+            remote.line()
+        ));
+    }
     let pre = load::preflight(&scenario.target, &scenario.load).map_err(anyhow::Error::msg)?;
     progress.line(format!(
         "preflight: up to {} sessions fit at once (limited by {}), {} source address(es)",
@@ -136,11 +162,25 @@ pub async fn run(scenario: &Scenario, options: &RunOptions) -> Result<Outcome> {
         profiles: Profiles::default(),
         signals: Vec::new(),
         notes: Vec::new(),
+        aborted: None,
     };
     let (status, error) = tokio::select! {
         result = session.drive() => match result {
             Ok(()) => (Status::Complete, None),
-            Err(e) => (Status::Error, Some(e)),
+            Err(e) => {
+                let aborted = match e.downcast_ref::<RunError>() {
+                    Some(RunError::Aborted { reason }) => Some(reason.clone()),
+                    _ => None,
+                };
+                match aborted {
+                    Some(reason) => {
+                        session.progress.line(format!("stopped: {reason}"));
+                        session.aborted = Some(reason);
+                        (Status::Complete, None)
+                    }
+                    None => (Status::Error, Some(e)),
+                }
+            }
         },
         signal = signals.first() => {
             session.progress.line(format!("{signal}: stopping (press Ctrl-C again to exit at once)"));
@@ -187,6 +227,26 @@ pub async fn run(scenario: &Scenario, options: &RunOptions) -> Result<Outcome> {
     Ok(Outcome { report, error })
 }
 
+/// The report's record of the consent and the pins; `None` for a
+/// loopback-only run.
+fn remote_access(scenario: &Scenario) -> Option<RemoteAccess> {
+    let t = &scenario.target;
+    if t.remote.is_loopback_only() {
+        return None;
+    }
+    Some(RemoteAccess {
+        allowed: t.remote.allowed().to_vec(),
+        pinned: t
+            .pins
+            .iter()
+            .map(|(host, ips)| {
+                let ips = ips.iter().map(ToString::to_string).collect();
+                (host.to_owned(), ips)
+            })
+            .collect(),
+    })
+}
+
 /// One run in progress: what it was given and what it measured so far.
 struct Session<'a> {
     scenario: &'a Scenario,
@@ -213,6 +273,8 @@ struct Session<'a> {
     signals: Vec<SignalVerdict>,
     /// What the protocol noticed on the way, for the report's reasons.
     notes: Vec<String>,
+    /// Why the run was stopped on purpose ([`RunError::Aborted`]).
+    aborted: Option<String>,
 }
 
 impl Session<'_> {
@@ -411,7 +473,9 @@ impl Session<'_> {
     fn finish(&mut self, status: Status, error: Option<&anyhow::Error>) -> Report {
         let s = self.scenario;
         let load = &s.load;
-        if status != Status::Complete && self.signals.is_empty() && !self.measured.is_empty() {
+        // An aborted run is over (its report is complete) but has no verdict.
+        let complete = status == Status::Complete && self.aborted.is_none();
+        if !complete && self.signals.is_empty() && !self.measured.is_empty() {
             self.signals = self.judge();
         }
         let loads: Vec<(bool, &CycleLoad)> = self
@@ -422,11 +486,11 @@ impl Session<'_> {
         let stopped = match (status, error) {
             (Status::Interrupted, _) => Some(format!("interrupted during {}", self.phase_name)),
             (Status::Error, Some(e)) => Some(exit::error_line(e)),
-            _ => None,
+            _ => self.aborted.clone(),
         };
         let (verdict, reasons) = verdict::conclude(RunEvidence {
             signals: &self.signals,
-            complete: status == Status::Complete,
+            complete,
             stopped,
             load_problem: verdict::load_problem(&loads, load.max_failure_ratio),
             notes: std::mem::take(&mut self.notes),
@@ -448,7 +512,7 @@ impl Session<'_> {
         let served = self.curves.served();
         let cycles_served = (served as f64 / f64::from(load.sessions.max(1))).round() as u32;
         let suspects = match (&self.profiles.base, &self.profiles.last) {
-            (Some(b), Some(l)) if status == Status::Complete => suspects::attribute(
+            (Some(b), Some(l)) if complete => suspects::attribute(
                 b,
                 l,
                 &self.signals,
@@ -473,6 +537,7 @@ impl Session<'_> {
                 .map(|u| u.to_string())
                 .unwrap_or_default(),
             sources: self.sources.describe(),
+            remote: remote_access(s),
             verdict,
             reasons,
             sessions: load.sessions,

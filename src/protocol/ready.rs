@@ -7,7 +7,7 @@ use anyhow::{Result, bail};
 
 use super::Session;
 use crate::probe::{Probe, ProbeError};
-use crate::scenario::Ready;
+use crate::scenario::{Pins, Ready};
 use crate::signal::name;
 use crate::sources::{Reading, SourceError};
 
@@ -29,9 +29,12 @@ impl Session<'_> {
             let attempt = if ready_checked {
                 self.sources.sample().await.map_err(anyhow::Error::new)
             } else {
-                check_ready(s.target.ready.as_ref().expect("checked above"))
-                    .await
-                    .map(|()| Reading::new())
+                check_ready(
+                    s.target.ready.as_ref().expect("checked above"),
+                    &s.target.pins,
+                )
+                .await
+                .map(|()| Reading::new())
             };
             match attempt {
                 Ok(mut first) if ready_checked => {
@@ -78,23 +81,28 @@ impl Session<'_> {
     }
 }
 
-/// Waits once for the scenario's readiness check.
-async fn check_ready(ready: &Ready) -> Result<()> {
+/// Waits once for the scenario's readiness check, at the addresses pinned
+/// for its host.
+async fn check_ready(ready: &Ready, pins: &Pins) -> Result<()> {
     match ready {
         Ready::Tcp(host, port) => {
-            tokio::net::TcpStream::connect((host.as_str(), *port))
-                .await
-                .map(drop)
-                .map_err(|e| {
-                    SourceError::Probe(ProbeError::Connect {
-                        url: format!("tcp://{host}:{port}"),
-                        reason: e.to_string(),
-                    })
-                })?;
+            let connected = match pins.socket_addrs(host, *port) {
+                Some(addrs) => tokio::net::TcpStream::connect(&addrs[..]).await,
+                None => tokio::net::TcpStream::connect((host.as_str(), *port)).await,
+            };
+            connected.map(drop).map_err(|e| {
+                SourceError::Probe(ProbeError::Connect {
+                    url: format!("tcp://{host}:{port}"),
+                    reason: e.to_string(),
+                })
+            })?;
             Ok(())
         }
         Ready::Http(uri) => {
             let mut probe = Probe::new(uri);
+            if let Some(ips) = uri.host().and_then(|h| pins.get(h)) {
+                probe = probe.pinned(ips.to_vec());
+            }
             probe.get("").await.map(drop).map_err(SourceError::from)?;
             Ok(())
         }

@@ -94,6 +94,13 @@ fn header(o: &mut String, r: &Report) {
     if let Some(course) = course_line(r) {
         let _ = write!(o, "<p id=\"course\">{}</p>", esc(&course));
     }
+    if let Some(remote) = &r.remote {
+        let _ = write!(
+            o,
+            "<p id=\"remote\">remote hosts allowed: <code>{}</code></p>",
+            esc(&remote.line())
+        );
+    }
     let _ = writeln!(
         o,
         "<p class=\"meta\"><code>{}</code> · {} sessions × {} cycles (+{} warm-up) · {:.1} s · \

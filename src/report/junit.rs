@@ -113,8 +113,16 @@ impl Render for Junit {
                 );
             }
         }
+        // The suite's properties say which remote hosts the run could reach.
+        let properties = match &r.remote {
+            Some(remote) => format!(
+                "    <properties>\n      <property name=\"remote_allowed\" value=\"{}\"/>\n    </properties>\n",
+                escape(&remote.line())
+            ),
+            None => String::new(),
+        };
         format!(
-            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"leakbench\" tests=\"{tests}\" failures=\"{failures}\" errors=\"{errors}\" skipped=\"{skipped}\" time=\"{:.3}\">\n  <testsuite name=\"{}\" tests=\"{tests}\" failures=\"{failures}\" errors=\"{errors}\" skipped=\"{skipped}\" time=\"{:.3}\">\n{cases}  </testsuite>\n</testsuites>\n",
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"leakbench\" tests=\"{tests}\" failures=\"{failures}\" errors=\"{errors}\" skipped=\"{skipped}\" time=\"{:.3}\">\n  <testsuite name=\"{}\" tests=\"{tests}\" failures=\"{failures}\" errors=\"{errors}\" skipped=\"{skipped}\" time=\"{:.3}\">\n{properties}{cases}  </testsuite>\n</testsuites>\n",
             r.duration_s,
             escape(&r.name),
             r.duration_s

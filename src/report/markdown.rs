@@ -34,6 +34,9 @@ impl Render for Markdown {
             r.warmup,
             r.duration_s
         );
+        if let Some(remote) = &r.remote {
+            let _ = writeln!(o, "Remote hosts allowed: {}\n", cell(&remote.line()));
+        }
         if let Some(course) = course_line(r) {
             let _ = writeln!(o, "{}\n", cell(&course));
         }

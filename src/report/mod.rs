@@ -220,6 +220,33 @@ mod tests {
     }
 
     #[test]
+    fn every_format_says_which_remote_hosts_were_allowed() {
+        let mut r = sample::leaking_report();
+        let formats: [&dyn Render; 4] = [
+            &text::Text::plain(),
+            &markdown::Markdown,
+            &html::Html,
+            &junit::Junit,
+        ];
+        for f in formats {
+            let out = f.render(&r);
+            assert!(!out.contains("remote"), "{}: {out}", f.file_name());
+        }
+        r.remote = Some(model::RemoteAccess {
+            allowed: vec!["198.18.0.0/15".to_owned(), "chat.test".to_owned()],
+            pinned: [("chat.test".to_owned(), vec!["198.18.0.2".to_owned()])].into(),
+        });
+        for f in formats {
+            let out = f.render(&r);
+            assert!(
+                out.contains("198.18.0.0/15, chat.test (pinned: chat.test = 198.18.0.2)"),
+                "{}: {out}",
+                f.file_name()
+            );
+        }
+    }
+
+    #[test]
     fn trimmed_frames_keep_the_focus_in_view() {
         let mut s = sample::leaking_report().suspects.remove(0);
         s.frames = (0..30).map(|i| format!("f{i}")).collect();

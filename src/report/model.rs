@@ -44,6 +44,10 @@ pub struct Report {
     pub pprof: String,
     /// Every signal source read, in one line.
     pub sources: String,
+    /// The non-loopback hosts the command line allowed (`--allow-remote`)
+    /// and where names were pinned; absent for a loopback-only run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remote: Option<RemoteAccess>,
     /// The overall verdict.
     pub verdict: Verdict,
     /// Why, one sentence per reason, most important first.
@@ -71,6 +75,38 @@ pub struct Report {
     pub profiles: BTreeMap<String, String>,
     /// Wall time of the whole run, seconds.
     pub duration_s: f64,
+}
+
+/// What a run was allowed to reach beyond this machine.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RemoteAccess {
+    /// The `--allow-remote` values, as given: addresses, CIDR blocks and
+    /// host names.
+    pub allowed: Vec<String>,
+    /// Each host name of the scenario and the addresses it was resolved to
+    /// once at run start, which every connection of the run used.
+    pub pinned: BTreeMap<String, Vec<String>>,
+}
+
+impl RemoteAccess {
+    /// One line for a report's header: `198.18.0.2, chat.test (chat.test =
+    /// 198.18.0.2)`.
+    pub fn line(&self) -> String {
+        let pinned: Vec<String> = self
+            .pinned
+            .iter()
+            .map(|(host, ips)| format!("{host} = {}", ips.join(" ")))
+            .collect();
+        if pinned.is_empty() {
+            self.allowed.join(", ")
+        } else {
+            format!(
+                "{} (pinned: {})",
+                self.allowed.join(", "),
+                pinned.join(", ")
+            )
+        }
+    }
 }
 
 /// One cycle of load and what followed it.

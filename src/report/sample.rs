@@ -251,6 +251,7 @@ pub fn leaking_report() -> Report {
         url: "ws://127.0.0.1:18080/ws?a=1&b=2".to_owned(),
         pprof: "http://127.0.0.1:18080/debug/pprof".to_owned(),
         sources: "pprof http://127.0.0.1:18080/debug/pprof, /proc/4242".to_owned(),
+        remote: None,
         verdict: Verdict::Leak,
         reasons: signals
             .iter()

@@ -97,6 +97,9 @@ impl Render for Text {
             r.warmup,
             r.duration_s
         );
+        if let Some(remote) = &r.remote {
+            let _ = writeln!(o, "  remote hosts allowed: {}", remote.line());
+        }
         if let Some(course) = course_line(r) {
             let _ = writeln!(o, "  {course}");
         }

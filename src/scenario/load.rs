@@ -12,17 +12,18 @@ use toml::Spanned;
 use super::raw::FileLoad;
 use super::validate::Validator;
 use super::{
-    Body, CloseMode, DEFAULT_MAX_FAILURE_RATIO, DEFAULT_STEP_TIMEOUT, HttpConnection, HttpLoad,
-    Load, MAX_SESSIONS, Rate, ScenarioError, Transport,
+    Body, CloseMode, DEFAULT_ABORT_FAILURE_RATIO, DEFAULT_MAX_FAILURE_RATIO, DEFAULT_STEP_TIMEOUT,
+    HttpConnection, HttpLoad, Load, MAX_SESSIONS, Rate, ScenarioError, Transport,
 };
 
 impl Validator<'_> {
-    /// `[load]` for a target of `transport`; keys of the other transport
-    /// are refused.
+    /// `[load]` for a target of `transport` (`remote` when its URL's host is
+    /// not this machine); keys of the other transport are refused.
     pub(super) fn load(
         &self,
         file: FileLoad,
         transport: Transport,
+        remote: bool,
         dir: &Path,
     ) -> Result<Load, ScenarioError> {
         let sessions = self.count("load.sessions", Some(&file.sessions), 1, 1, MAX_SESSIONS)?;
@@ -61,6 +62,36 @@ impl Validator<'_> {
                         "load.max_failure_ratio",
                         given.span(),
                         format!("{ratio} is not a share between 0.0 and 1.0 (0.01 = 1%)"),
+                    ));
+                }
+                ratio
+            }
+        };
+        // The default is half, or the tolerated share when that is higher:
+        // a cycle is never stopped for failures the scenario tolerates.
+        let abort_failure_ratio = match &file.abort_failure_ratio {
+            None => DEFAULT_ABORT_FAILURE_RATIO.max(max_failure_ratio),
+            Some(given) => {
+                let ratio = *given.get_ref();
+                if !(ratio > 0.0 && ratio <= 1.0) {
+                    return Err(self.invalid(
+                        "load.abort_failure_ratio",
+                        given.span(),
+                        format!(
+                            "{ratio} is not a share above 0.0 and at most 1.0 (0.5 = stop once \
+                             half the started sessions failed; 1.0 = never stop)"
+                        ),
+                    ));
+                }
+                if ratio < max_failure_ratio {
+                    return Err(self.invalid(
+                        "load.abort_failure_ratio",
+                        given.span(),
+                        format!(
+                            "{ratio} is below load.max_failure_ratio ({max_failure_ratio}): a cycle \
+                             would stop for failures the scenario tolerates; raise it to at least \
+                             {max_failure_ratio}"
+                        ),
                     ));
                 }
                 ratio
@@ -264,11 +295,24 @@ impl Validator<'_> {
                     ),
                 )
             })?;
-            if !ip.is_loopback() {
+            // A source is this machine's own address: loopback for a
+            // loopback target, one of its interfaces' (checked by binding
+            // it at preflight) for a remote one, which loopback cannot reach.
+            if !remote && !ip.is_loopback() {
                 return Err(self.invalid(
                     "load.source_addresses",
                     at,
                     format!("`{ip}` is not a loopback address; load stays on 127.0.0.0/8 or ::1"),
+                ));
+            }
+            if remote && (ip.is_loopback() || crate::remote::forbidden(ip).is_some()) {
+                return Err(self.invalid(
+                    "load.source_addresses",
+                    at,
+                    format!(
+                        "`{ip}` cannot reach a remote target; list addresses of this machine's \
+                         network interfaces (see `ip -brief address`), or leave the key out"
+                    ),
                 ));
             }
             if source_addresses.contains(&ip) {
@@ -297,6 +341,7 @@ impl Validator<'_> {
             headers,
             step_timeout,
             max_failure_ratio,
+            abort_failure_ratio,
         })
     }
 }

@@ -34,6 +34,7 @@ mod tests;
 mod validate;
 mod verdict;
 
+pub use crate::remote::{Pins, Policy};
 pub use crate::signal::Unit;
 use raw::FileScenario;
 use validate::Validator;
@@ -68,6 +69,18 @@ pub const DEFAULT_STEP_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default share of sessions allowed to fail before the load is judged not to
 /// have happened as specified (and the verdict becomes inconclusive).
 pub const DEFAULT_MAX_FAILURE_RATIO: f64 = 0.01;
+
+/// Default share of a running cycle's started sessions that, once failed,
+/// stops the load at once (the run then ends inconclusive): by then the
+/// target is not serving the load the scenario describes, and a struggling
+/// service, a remote one above all, must not be hammered further. Half
+/// leaves room for a target that sheds some load and recovers.
+pub const DEFAULT_ABORT_FAILURE_RATIO: f64 = 0.5;
+
+/// Started sessions a cycle needs before `abort_failure_ratio` can stop it:
+/// a few early failures (a reset while the listener's backlog fills) must
+/// not end a run that would have gone on fine.
+pub const ABORT_MIN_STARTED: u64 = 20;
 
 /// Default bound on one pprof fetch. Generous because a `debug=2` dump of
 /// tens of thousands of goroutines stops the world and is tens of MB;
@@ -174,6 +187,13 @@ pub struct Target {
     pub url_template: Option<String>,
     /// How wss and https sessions check the server (unused for ws and http).
     pub tls: Tls,
+    /// The non-loopback hosts the command line allowed (`--allow-remote`);
+    /// loopback only by default, and never set from the file.
+    pub remote: Policy,
+    /// The addresses each host name was resolved to at run start
+    /// ([`Scenario::pin`]); sessions and probes connect to these only.
+    /// Empty until then.
+    pub pins: Pins,
 }
 
 /// TLS settings for wss and https targets.
@@ -353,6 +373,11 @@ pub struct Load {
     /// Share of failed sessions above which the load is judged not to have
     /// happened (verdict inconclusive).
     pub max_failure_ratio: f64,
+    /// Share of a running cycle's started sessions that, once failed (and
+    /// at least [`ABORT_MIN_STARTED`] started), stops the load mid-cycle
+    /// and ends the run inconclusive. At least `max_failure_ratio`; 1.0
+    /// never stops.
+    pub abort_failure_ratio: f64,
 }
 
 /// Settle policy.
@@ -493,27 +518,35 @@ pub enum ScenarioError {
     },
 }
 
-/// Whether `host` (as in a URL, IPv6 in brackets or not) is on this machine:
-/// `localhost`, 127.0.0.0/8 or ::1. The only hosts leakbench talks to.
-pub fn is_loopback_host(host: &str) -> bool {
-    let bare = host.trim_start_matches('[').trim_end_matches(']');
-    bare.eq_ignore_ascii_case("localhost")
-        || bare.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
-}
+/// Whether `host` (as in a URL, IPv6 in brackets or not) is on this machine
+/// by its spelling: `localhost`, 127.0.0.0/8 or ::1.
+pub use crate::remote::is_loopback_host;
 
 impl Scenario {
-    /// Reads and validates a scenario file.
+    /// Reads and validates a scenario file whose hosts must all be on this
+    /// machine (every command but `run --allow-remote`).
     pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
+        Scenario::load_with(path, &Policy::loopback_only())
+    }
+
+    /// Reads and validates a scenario file; its hosts may be those `policy`
+    /// (the command line's `--allow-remote`) allows.
+    pub fn load_with(path: &Path, policy: &Policy) -> Result<Scenario, ScenarioError> {
         let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
             path: path.to_owned(),
             source,
         })?;
-        Scenario::parse(&text, path)
+        Scenario::parse_with(&text, path, policy)
     }
 
-    /// Validates scenario text; `path` names the file in errors and anchors
-    /// relative paths.
+    /// Validates scenario text with loopback hosts only; `path` names the
+    /// file in errors and anchors relative paths.
     pub fn parse(text: &str, path: &Path) -> Result<Scenario, ScenarioError> {
+        Scenario::parse_with(text, path, &Policy::loopback_only())
+    }
+
+    /// Validates scenario text, allowing the hosts `policy` allows.
+    pub fn parse_with(text: &str, path: &Path, policy: &Policy) -> Result<Scenario, ScenarioError> {
         let file: FileScenario = toml::from_str(text).map_err(|e| {
             let at = suggest::locate(text, e.span(), e.message());
             ScenarioError::Syntax {
@@ -524,6 +557,50 @@ impl Scenario {
                 message: at.message,
             }
         })?;
-        Validator { path, text }.scenario(file)
+        Validator { path, text, policy }.scenario(file)
+    }
+
+    /// Every host the run talks to (target URL, pprof, metrics, expvar,
+    /// ready), each once, as written: what [`crate::remote::resolve`] pins.
+    pub fn hosts(&self) -> Vec<String> {
+        let t = &self.target;
+        let mut hosts: Vec<String> = Vec::new();
+        let uris = [
+            Some(&t.url),
+            t.pprof.as_ref(),
+            t.metrics.as_ref(),
+            t.expvar.as_ref(),
+        ];
+        let ready = match &t.ready {
+            Some(Ready::Http(u)) => u.host().map(str::to_owned),
+            Some(Ready::Tcp(h, _)) => Some(h.clone()),
+            None => None,
+        };
+        let all = uris
+            .into_iter()
+            .flatten()
+            .filter_map(|u| u.host().map(str::to_owned))
+            .chain(ready);
+        for host in all {
+            let host = host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_ascii_lowercase();
+            if !hosts.contains(&host) {
+                hosts.push(host);
+            }
+        }
+        hosts
+    }
+
+    /// Resolves every host once and pins the addresses for the run (see
+    /// [`crate::remote`]); each must pass the policy the scenario was
+    /// validated with. Call once at run start, before any connection.
+    pub async fn pin(&mut self) -> Result<(), crate::remote::Refused> {
+        let hosts = self.hosts();
+        let pins =
+            crate::remote::resolve(&self.target.remote, hosts, self.load.step_timeout).await?;
+        self.target.pins = pins;
+        Ok(())
     }
 }

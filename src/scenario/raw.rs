@@ -112,6 +112,7 @@ pub(super) struct FileLoad {
     pub(super) rate: Option<Spanned<f64>>,
     pub(super) ramp: Option<Spanned<String>>,
     pub(super) source_addresses: Option<Vec<Spanned<String>>>,
+    pub(super) abort_failure_ratio: Option<Spanned<f64>>,
 }
 
 /// One `[[load.steps]]` table (or a nested `[[load.steps.steps]]`).

@@ -13,7 +13,8 @@ use toml::Spanned;
 use super::raw::{FileTarget, FileTls};
 use super::validate::Validator;
 use super::{
-    DEFAULT_PROBE_TIMEOUT, Ready, ScenarioError, Target, Tls, Transport, fill_placeholders,
+    DEFAULT_PROBE_TIMEOUT, Pins, Ready, ScenarioError, Target, Tls, Transport, fill_placeholders,
+    is_loopback_host,
 };
 
 impl Validator<'_> {
@@ -106,7 +107,7 @@ impl Validator<'_> {
         let host = url
             .host()
             .ok_or_else(|| self.invalid("target.url", url_at.clone(), "has no host"))?;
-        self.require_loopback("target.url", host, url_at.clone())?;
+        self.require_allowed("target.url", host, url_at.clone())?;
         if url.port_u16() == Some(0) {
             return Err(self.invalid("target.url", url_at, "port 0 is not a port to connect to"));
         }
@@ -179,6 +180,50 @@ impl Validator<'_> {
                 }
             },
         };
+        let ready = match &file.ready {
+            None => None,
+            Some(text) => Some(self.ready(text)?),
+        };
+        // A remote host's processes are not this machine's: nothing to
+        // start, and no /proc to read.
+        let ready_host = match &ready {
+            Some(Ready::Http(u)) => u.host().map(str::to_owned),
+            Some(Ready::Tcp(h, _)) => Some(h.clone()),
+            None => None,
+        };
+        let remote_host = [
+            Some(&url),
+            pprof.as_ref(),
+            metrics.as_ref(),
+            expvar.as_ref(),
+        ]
+        .into_iter()
+        .flatten()
+        .filter_map(|u| u.host().map(str::to_owned))
+        .chain(ready_host)
+        .find(|h| !is_loopback_host(h));
+        if let Some(host) = &remote_host {
+            if let Some((_, at)) = &command {
+                return Err(self.invalid(
+                    "target.command",
+                    at.clone(),
+                    format!(
+                        "the target is remote (`{host}`), and `command` starts a program on \
+                         this machine; start the service where it runs and drop target.command"
+                    ),
+                ));
+            }
+            if let Some((_, at)) = &pid {
+                return Err(self.invalid(
+                    "target.pid",
+                    at.clone(),
+                    format!(
+                        "the target is remote (`{host}`), and `pid` reads this machine's /proc; \
+                         drop target.pid and read the target through pprof, metrics or expvar"
+                    ),
+                ));
+            }
+        }
         if let Some((p, at)) = &pid {
             if !Path::new(&format!("/proc/{p}")).exists() {
                 return Err(self.invalid(
@@ -191,10 +236,6 @@ impl Validator<'_> {
             }
         }
         let pid = pid.map(|(p, _)| p);
-        let ready = match &file.ready {
-            None => None,
-            Some(text) => Some(self.ready(text)?),
-        };
 
         let cwd = match file.cwd {
             Some(c) if c.is_absolute() => c,
@@ -263,10 +304,13 @@ impl Validator<'_> {
             probe_timeout,
             url_template,
             tls,
+            remote: self.policy.clone(),
+            pins: Pins::default(),
         })
     }
 
-    /// An http URL of a signal source on this machine, written at `at`.
+    /// An http URL of a signal source on this machine or an allowed host,
+    /// written at `at`.
     pub(super) fn source_url(
         &self,
         key: &str,
@@ -292,11 +336,12 @@ impl Validator<'_> {
         let host = uri
             .host()
             .ok_or_else(|| self.invalid(key, at.clone(), "has no host"))?;
-        self.require_loopback(key, host, at)?;
+        self.require_allowed(key, host, at)?;
         Ok(uri)
     }
 
-    /// `target.ready`: `tcp://HOST:PORT` or an http URL, on this machine.
+    /// `target.ready`: `tcp://HOST:PORT` or an http URL, on this machine or
+    /// an allowed host.
     pub(super) fn ready(&self, given: &Spanned<String>) -> Result<Ready, ScenarioError> {
         let at = given.span();
         let text = self.expand("target.ready", given.get_ref(), at.clone())?;
@@ -315,7 +360,7 @@ impl Validator<'_> {
                     format!("`{port}` is not a port"),
                 )
             })?;
-            self.require_loopback("target.ready", host, at)?;
+            self.require_allowed("target.ready", host, at)?;
             return Ok(Ready::Tcp(
                 host.trim_start_matches('[')
                     .trim_end_matches(']')

@@ -615,3 +615,127 @@ fn value_error_columns_count_characters() {
         "{e}"
     );
 }
+
+fn parse_allowing(text: &str, flags: &[&str]) -> Result<Scenario, String> {
+    let policy = Policy::from_flags(flags).expect("valid flags");
+    Scenario::parse_with(text, Path::new("/tmp/s.toml"), &policy).map_err(|e| e.to_string())
+}
+
+const REMOTE: &str = "[target]\nurl = \"ws://198.18.0.2:8080/ws\"\npprof = \"http://198.18.0.2:6060/debug/pprof\"\n[load]\nsessions = 10\n";
+
+#[test]
+fn a_remote_host_needs_the_command_line_and_says_which_flag() {
+    let e = err(REMOTE);
+    assert!(
+        e.starts_with("/tmp/s.toml:2:7: target.url: host `198.18.0.2` is not a loopback address"),
+        "{e}"
+    );
+    assert!(
+        e.contains("add `--allow-remote 198.18.0.2` to the `leakbench run` command line"),
+        "{e}"
+    );
+    let s = parse_allowing(REMOTE, &["198.18.0.2"]).unwrap();
+    assert_eq!(s.target.remote.allowed(), ["198.18.0.2"]);
+    assert_eq!(s.hosts(), ["198.18.0.2"]);
+    // The probe's host is checked on its own: allowing the target's address
+    // does not allow another one.
+    let other = REMOTE.replace("http://198.18.0.2:6060", "http://198.18.0.3:6060");
+    let e = parse_allowing(&other, &["198.18.0.2"]).unwrap_err();
+    assert!(e.contains("target.pprof: host `198.18.0.3`"), "{e}");
+    assert!(parse_allowing(&other, &["198.18.0.0/15"]).is_ok());
+    // Never allowed, whatever the flag.
+    let metadata = REMOTE.replace("198.18.0.2:6060", "169.254.169.254:80");
+    let e = parse_allowing(&metadata, &["0.0.0.0/0"]).unwrap_err();
+    assert!(e.contains("target.pprof") && e.contains("never"), "{e}");
+}
+
+#[test]
+fn a_remote_target_is_neither_started_nor_read_from_proc() {
+    let with_command = REMOTE.replace("[load]", "command = [\"/bin/true\"]\n[load]");
+    let e = parse_allowing(&with_command, &["198.18.0.2"]).unwrap_err();
+    assert!(
+        e.contains("target.command: the target is remote (`198.18.0.2`)"),
+        "{e}"
+    );
+    let with_pid = REMOTE.replace("[load]", "pid = 1\n[load]");
+    let e = parse_allowing(&with_pid, &["198.18.0.2"]).unwrap_err();
+    assert!(e.contains("target.pid: the target is remote"), "{e}");
+    // A loopback URL with a remote metrics endpoint is remote too.
+    let mixed = "[target]\nurl = \"ws://127.0.0.1:8080/ws\"\nmetrics = \"http://metrics.test/metrics\"\ncommand = [\"/bin/true\"]\n[load]\nsessions = 1\n";
+    let e = parse_allowing(mixed, &["metrics.test"]).unwrap_err();
+    assert!(
+        e.contains("target.command: the target is remote (`metrics.test`)"),
+        "{e}"
+    );
+}
+
+#[test]
+fn names_are_allowed_by_name_or_left_to_resolution() {
+    let named = "[target]\nurl = \"ws://chat.test:8080/ws\"\n[load]\nsessions = 1\n";
+    let e = err(named);
+    assert!(e.contains("add `--allow-remote chat.test`"), "{e}");
+    let s = parse_allowing(named, &["chat.test"]).unwrap();
+    assert_eq!(s.hosts(), ["chat.test"]);
+    // With a block allowed the name may resolve into it: checked at run start.
+    assert!(parse_allowing(named, &["198.18.0.0/15"]).is_ok());
+    assert!(parse_allowing(named, &["other.test"]).is_err());
+}
+
+#[test]
+fn source_addresses_must_be_able_to_reach_the_target() {
+    let loopback = "source_addresses = [\"127.0.0.2\"]\n";
+    let e = parse_allowing(&format!("{REMOTE}{loopback}"), &["198.18.0.2"]).unwrap_err();
+    assert!(
+        e.contains("load.source_addresses: `127.0.0.2` cannot reach a remote target"),
+        "{e}"
+    );
+    let own = "source_addresses = [\"198.18.0.5\"]\n";
+    let s = parse_allowing(&format!("{REMOTE}{own}"), &["198.18.0.2"]).unwrap();
+    assert_eq!(s.load.source_addresses, [ip_addr("198.18.0.5")]);
+    let e = err(&format!("{}\n{own}", MINIMAL.trim_end()));
+    assert!(e.contains("not a loopback address"), "{e}");
+}
+
+fn ip_addr(text: &str) -> IpAddr {
+    text.parse().unwrap()
+}
+
+#[test]
+fn abort_failure_ratio_is_a_share_not_below_the_tolerated_one() {
+    let s = parse(MINIMAL).unwrap();
+    assert_eq!(s.load.abort_failure_ratio, DEFAULT_ABORT_FAILURE_RATIO);
+    let tolerant = parse(&format!(
+        "{}\nmax_failure_ratio = 0.7\n",
+        MINIMAL.trim_end()
+    ))
+    .unwrap();
+    assert_eq!(tolerant.load.abort_failure_ratio, 0.7);
+    let s = parse(&format!(
+        "{}\nabort_failure_ratio = 1.0\n",
+        MINIMAL.trim_end()
+    ))
+    .unwrap();
+    assert_eq!(s.load.abort_failure_ratio, 1.0);
+    for (value, says) in [
+        ("0.0", "not a share"),
+        ("1.5", "not a share"),
+        ("-0.1", "not a share"),
+    ] {
+        let e = err(&format!(
+            "{}\nabort_failure_ratio = {value}\n",
+            MINIMAL.trim_end()
+        ));
+        assert!(
+            e.contains("load.abort_failure_ratio") && e.contains(says),
+            "{value}: {e}"
+        );
+    }
+    let e = err(&format!(
+        "{}\nmax_failure_ratio = 0.3\nabort_failure_ratio = 0.2\n",
+        MINIMAL.trim_end()
+    ));
+    assert!(
+        e.contains(":7:23: load.abort_failure_ratio: 0.2 is below load.max_failure_ratio (0.3)"),
+        "{e}"
+    );
+}

@@ -11,8 +11,7 @@ use toml::Spanned;
 
 use super::raw::FileScenario;
 use super::{
-    MAX_DURATION, MAX_PAYLOAD_FILE, PLACEHOLDERS, Scenario, ScenarioError, is_loopback_host,
-    suggest,
+    MAX_DURATION, MAX_PAYLOAD_FILE, PLACEHOLDERS, Policy, Scenario, ScenarioError, suggest,
 };
 
 /// Turns the file as written into a [`Scenario`], or the first error.
@@ -21,6 +20,8 @@ pub(super) struct Validator<'a> {
     pub(super) path: &'a Path,
     /// Its text, against which the spans of values become line and column.
     pub(super) text: &'a str,
+    /// The hosts the command line allows besides loopback.
+    pub(super) policy: &'a Policy,
 }
 
 impl Validator<'_> {
@@ -102,7 +103,8 @@ impl Validator<'_> {
                 .unwrap_or_else(|| "scenario".to_owned())
         });
         let target = self.target(file.target, &dir)?;
-        let load = self.load(file.load, target.transport, &dir)?;
+        let remote = !super::is_loopback_host(target.url.host().unwrap_or_default());
+        let load = self.load(file.load, target.transport, remote, &dir)?;
         let settle = self.settle(file.settle)?;
         let thresholds = self.thresholds(file.thresholds)?;
         let verdict = self.verdict(file.verdict, &load)?;
@@ -148,25 +150,17 @@ impl Validator<'_> {
         Ok(())
     }
 
-    /// Load only goes to this machine: refuse any other host before a socket opens.
-    pub(super) fn require_loopback(
+    /// Load and probes go to this machine, or to a host the command line
+    /// allowed (`--allow-remote`): refuse any other before a socket opens.
+    pub(super) fn require_allowed(
         &self,
         key: &str,
         host: &str,
         at: Range<usize>,
     ) -> Result<(), ScenarioError> {
-        if is_loopback_host(host) {
-            Ok(())
-        } else {
-            Err(self.invalid(
-                key,
-                at,
-                format!(
-                    "host `{host}` is not a loopback address; leakbench only drives load at \
-                     127.0.0.0/8, ::1 or localhost"
-                ),
-            ))
-        }
+        self.policy
+            .check_host(host)
+            .map_err(|refused| self.invalid(key, at, refused.0))
     }
 
     /// A file the scenario names, relative to its folder, at most

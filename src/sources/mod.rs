@@ -150,13 +150,20 @@ pub struct Setup<'a> {
 
 impl Setup<'_> {
     /// A probe of `url`, bounded by the scenario's `target.probe_timeout`
-    /// (the default without a scenario).
+    /// (the default without a scenario), connecting to the addresses pinned
+    /// for its host.
     pub fn probe(&self, url: &http::Uri) -> Probe {
         let probe = Probe::new(url);
-        match self.scenario {
-            Some(s) => probe.with_timeout(s.target.probe_timeout),
+        let Some(s) = self.scenario else {
+            return probe;
+        };
+        // A host resolved at run start is reached at its pinned addresses.
+        let pinned = url.host().and_then(|h| s.target.pins.get(h));
+        let probe = match pinned {
+            Some(ips) => probe.pinned(ips.to_vec()),
             None => probe,
-        }
+        };
+        probe.with_timeout(s.target.probe_timeout)
     }
 }
 

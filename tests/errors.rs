@@ -39,6 +39,8 @@ enum Reply {
     Trickle,
     /// A chunked body that never ends (bounded at 1 GiB written).
     Flood,
+    /// A 302 to this Location.
+    Redirect(&'static str),
 }
 
 fn ok(content_type: &'static str, body: Vec<u8>) -> Reply {
@@ -174,6 +176,12 @@ fn answer(conn: TcpStream, answers: &HashMap<&'static str, Reply>, stop: &Atomic
             );
             let _ = conn.write_all(head.as_bytes());
             let _ = conn.write_all(&body);
+        }
+        Reply::Redirect(location) => {
+            let head = format!(
+                "HTTP/1.1 302 Found\r\nLocation: {location}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+            let _ = conn.write_all(head.as_bytes());
         }
         Reply::Trickle => {
             let _ = conn.write_all(
@@ -416,6 +424,47 @@ fn scenario_remote_host() {
 }
 
 #[test]
+fn scenario_remote_without_flag() {
+    let run = run_text("[target]\nurl = \"ws://198.18.0.2:1/ws\"\n[load]\nsessions = 5\n");
+    run.assert_error(
+        "target.url",
+        "add `--allow-remote 198.18.0.2` to the `leakbench run` command line; a scenario file \
+         cannot allow a remote host",
+    );
+}
+
+#[test]
+fn remote_flag_never_allowed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = scenario_file(
+        dir.path(),
+        "[target]\nurl = \"ws://127.0.0.1:1/ws\"\n[load]\nsessions = 5\n",
+    );
+    let run = leakbench(
+        &["run", "--quiet", "--allow-remote", "169.254.169.254"],
+        &path,
+    );
+    run.assert_error(
+        "--allow-remote 169.254.169.254",
+        "never sends traffic there",
+    );
+}
+
+#[test]
+fn remote_target_with_command() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = scenario_file(
+        dir.path(),
+        "[target]\nurl = \"ws://198.18.0.2:1/ws\"\ncommand = [\"/bin/true\"]\n[load]\nsessions = 5\n",
+    );
+    let run = leakbench(&["run", "--quiet", "--allow-remote", "198.18.0.2"], &path);
+    run.assert_error(
+        "target.command",
+        "the target is remote (`198.18.0.2`), and `command` starts a program on this machine",
+    );
+}
+
+#[test]
 fn scenario_unset_variable() {
     let run = run_text(
         "[target]\nurl = \"http://127.0.0.1:1/\"\n[load]\nsessions = 5\n\
@@ -598,6 +647,19 @@ fn target_trickles_bytes() {
     let t = FakeTarget::with(GOROUTINE_COUNT, Reply::Trickle);
     run_against(&t, "probe_timeout = \"1s\"")
         .assert_error(&t.url(GOROUTINE_COUNT), "did not answer within 1 s");
+}
+
+#[test]
+fn target_redirects() {
+    let t = FakeTarget::with(
+        GOROUTINE_COUNT,
+        Reply::Redirect("http://198.18.0.9:6060/debug/pprof/goroutine?debug=1"),
+    );
+    run_against(&t, "").assert_error(
+        &t.url(GOROUTINE_COUNT),
+        "answered 302 Found, a redirect to http://198.18.0.9:6060/debug/pprof/goroutine?debug=1; \
+         redirects are not followed",
+    );
 }
 
 #[test]

@@ -96,15 +96,20 @@ impl Session<'_> {
             "{}: {} sessions done in {:.2} s{failures}",
             self.phase_name, l.completed, l.elapsed_s
         ));
+        if l.completed == 0 {
+            // Nothing reached the target: that is an error to fix, not a verdict.
+            bail!(no_session_error(&self.scenario.target.url.to_string(), &l));
+        }
+        // A cycle may end before a check saw its ratio pass (failures on
+        // loopback come fast): it counts the same, and no further cycle runs.
+        let tripped = tripped.or_else(|| {
+            abort_tripped(l.started, l.failed, abort_ratio).then_some((l.started, l.failed))
+        });
         if let Some((started, failed)) = tripped {
             return Err(RunError::Aborted {
                 reason: abort_reason(&self.phase_name, started, failed, abort_ratio, &l),
             }
             .into());
-        }
-        if l.completed == 0 {
-            // Nothing reached the target: that is an error to fix, not a verdict.
-            bail!(no_session_error(&self.scenario.target.url.to_string(), &l));
         }
         Ok(l)
     }
@@ -120,7 +125,7 @@ fn abort_reason(phase: &str, started: u64, failed: u64, ratio: f64, l: &CycleLoa
         .map(|e| format!("; e.g. {e}"))
         .unwrap_or_default();
     format!(
-        "the load was stopped during {phase}: {failed} of {started} started sessions had failed \
+        "the run was stopped during {phase}: {failed} of {started} started sessions had failed \
          ({:.0}%, above load.abort_failure_ratio {ratio}); the cycle ended with {} failed ({}){example}",
         100.0 * failed as f64 / started.max(1) as f64,
         l.failed,
@@ -161,7 +166,7 @@ mod tests {
             .push("refused at connect: Connection refused".to_owned());
         let r = abort_reason("cycle 2/3", 40, 30, 0.5, &l);
         assert!(
-            r.starts_with("the load was stopped during cycle 2/3: 30 of 40"),
+            r.starts_with("the run was stopped during cycle 2/3: 30 of 40"),
             "{r}"
         );
         assert!(r.contains("75%, above load.abort_failure_ratio 0.5"), "{r}");

@@ -635,11 +635,15 @@ pub struct Live {
 impl Live {
     /// Starts `leakbench run SCENARIO --out OUT`.
     pub fn start(scenario: &Path, out: &Path) -> Live {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_leakbench"))
-            .arg("run")
-            .arg(scenario)
-            .arg("--out")
-            .arg(out)
+        let mut cmd = Command::new(leakbench());
+        cmd.arg("run").arg(scenario).arg("--out").arg(out);
+        Live::spawn(cmd, out)
+    }
+
+    /// Starts `cmd`, a `leakbench run ... --out OUT` perhaps wrapped (e.g.
+    /// by `ip netns exec`).
+    pub fn spawn(mut cmd: Command, out: &Path) -> Live {
+        let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

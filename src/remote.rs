@@ -277,7 +277,7 @@ pub fn forbidden(ip: IpAddr) -> Option<&'static str> {
 fn forbidden_v4(v4: Ipv4Addr) -> Option<&'static str> {
     let o = v4.octets();
     if v4 == Ipv4Addr::new(169, 254, 169, 254) {
-        Some("link-local, where cloud metadata services answer (169.254.169.254)")
+        Some("the cloud metadata address (link-local)")
     } else if v4.is_link_local() {
         Some("link-local (169.254.0.0/16, where cloud metadata services answer)")
     } else if v4 == ALIBABA_METADATA {

@@ -7,7 +7,9 @@
 //
 // With -reject-percent P it refuses that share of /hello requests and /ws
 // upgrades with 503, deterministically (every request whose sequence number
-// modulo 100 is below P), so a test knows exactly how many fail.
+// modulo 100 is below P), so a test knows exactly how many fail. With
+// -fail-after N it serves the first N requests and upgrades and refuses every
+// later one with 503: a service that starts failing mid-run.
 package main
 
 import (
@@ -24,8 +26,9 @@ import (
 )
 
 var (
-	addr   = flag.String("addr", "127.0.0.1:8080", "listen address (loopback)")
-	reject = flag.Int("reject-percent", 0, "share of requests and upgrades refused with 503, 0-100")
+	addr      = flag.String("addr", "127.0.0.1:8080", "listen address (loopback)")
+	reject    = flag.Int("reject-percent", 0, "share of requests and upgrades refused with 503, 0-100")
+	failAfter = flag.Uint64("fail-after", 0, "refuse every request and upgrade after this many (0: never)")
 )
 
 // seq numbers requests and upgrades together.
@@ -33,7 +36,7 @@ var seq atomic.Uint64
 
 func rejected(w http.ResponseWriter) bool {
 	n := seq.Add(1) - 1
-	if int(n%100) < *reject {
+	if int(n%100) < *reject || (*failAfter > 0 && n >= *failAfter) {
 		http.Error(w, "rejected by -reject-percent", http.StatusServiceUnavailable)
 		return true
 	}

@@ -550,6 +550,35 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// An IPv4 address and its IPv4-mapped and NAT64 spellings are one
+        /// destination: the same rule refuses or allows all three.
+        #[test]
+        fn every_spelling_of_an_ipv4_address_is_judged_alike(bits: u32, block in 0u8..=32) {
+            let v4 = Ipv4Addr::from(bits);
+            let mapped = IpAddr::V6(v4.to_ipv6_mapped());
+            let o = v4.octets();
+            let nat64 = IpAddr::V6(Ipv6Addr::new(
+                0x64, 0xff9b, 0, 0, 0, 0,
+                u16::from_be_bytes([o[0], o[1]]),
+                u16::from_be_bytes([o[2], o[3]]),
+            ));
+            proptest::prop_assert_eq!(forbidden(IpAddr::V4(v4)), forbidden(mapped));
+            proptest::prop_assert_eq!(forbidden(IpAddr::V4(v4)).is_some(), forbidden(nat64).is_some());
+            let net = IpNet::new(IpAddr::V4(v4), block).unwrap().trunc();
+            let p = Policy::from_flags(&[net.to_string()]).unwrap();
+            proptest::prop_assert_eq!(
+                p.check_addr(None, IpAddr::V4(v4)).is_ok(),
+                p.check_addr(None, mapped).is_ok()
+            );
+            // Inside its own block an address is allowed unless forbidden.
+            proptest::prop_assert_eq!(
+                p.check_addr(None, IpAddr::V4(v4)).is_ok(),
+                forbidden(IpAddr::V4(v4)).is_none()
+            );
+        }
+    }
+
     #[tokio::test]
     async fn names_resolve_once_and_every_address_must_pass() {
         let pins = resolve(

@@ -349,6 +349,31 @@ impl ClusterScenario {
             );
         }
 
+        // Payload files travel in the ConfigMap that is the scenario's
+        // folder in the pod: only paths below that folder exist there.
+        let mut named: Vec<&Path> = Vec::new();
+        named.extend(outline.load.body_file.as_deref());
+        for s in &outline.load.steps {
+            s.files(&mut named);
+        }
+        if let Some(tls) = &outline.target.tls {
+            named.extend(tls.ca_file.as_deref());
+        }
+        for rel in &named {
+            if rel.is_absolute()
+                || rel
+                    .components()
+                    .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
+            {
+                bail!(
+                    "{}: `{}` is outside the scenario's folder; the pod gets the scenario's \
+                     folder only, so name payload files by a path below it (e.g. payloads/x.bin)",
+                    path.display(),
+                    rel.display()
+                );
+            }
+        }
+
         // The URLs as the run will see them, host by host.
         let mut urls: Vec<(&str, &Spanned<String>)> = vec![("target.url", &outline.target.url)];
         for (key, value) in [
@@ -399,14 +424,6 @@ impl ClusterScenario {
         Scenario::parse(&loopback_view, path)?;
 
         let dir = path.parent().unwrap_or(Path::new("."));
-        let mut named: Vec<&Path> = Vec::new();
-        named.extend(outline.load.body_file.as_deref());
-        for s in &outline.load.steps {
-            s.files(&mut named);
-        }
-        if let Some(tls) = &outline.target.tls {
-            named.extend(tls.ca_file.as_deref());
-        }
         let mut files = vec![ConfigFile {
             key: config_key(0, &file_name),
             path: file_name.clone(),
@@ -414,31 +431,22 @@ impl ClusterScenario {
         }];
         let mut seen = BTreeSet::new();
         for rel in named {
-            let shown = rel.display().to_string();
-            if !seen.insert(shown.clone()) {
+            // `./a.bin` and `a.bin` are one file in the pod.
+            let below: String = rel
+                .components()
+                .filter(|c| matches!(c, Component::Normal(_)))
+                .map(|c| c.as_os_str().to_string_lossy())
+                .collect::<Vec<_>>()
+                .join("/");
+            if !seen.insert(below.clone()) {
                 continue;
             }
-            if rel.is_absolute()
-                || rel
-                    .components()
-                    .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
-            {
-                bail!(
-                    "{}: `{shown}` is outside the scenario's folder; the pod gets the scenario's \
-                     folder only, so name payload files by a path below it (e.g. payloads/x.bin)",
-                    path.display()
-                );
-            }
-            let bytes = std::fs::read(dir.join(rel))
-                .with_context(|| format!("reading {} (named in {})", shown, path.display()))?;
+            let bytes = std::fs::read(dir.join(rel)).with_context(|| {
+                format!("reading {} (named in {})", rel.display(), path.display())
+            })?;
             files.push(ConfigFile {
-                key: config_key(files.len(), &shown),
-                path: rel
-                    .components()
-                    .filter(|c| matches!(c, Component::Normal(_)))
-                    .map(|c| c.as_os_str().to_string_lossy())
-                    .collect::<Vec<_>>()
-                    .join("/"),
+                key: config_key(files.len(), &below),
+                path: below,
                 bytes,
             });
         }

@@ -493,7 +493,7 @@ exit "$code""#;
 /// An agent pod's init container: polls the coordinator's Service until it
 /// accepts a TCP connection (bounded by `timeout`), so agents do not race a
 /// coordinator that is still being scheduled or pulled.
-pub const WAIT_SCRIPT: &str = r#"until (exec 3<>"/dev/tcp/$0/$1") 2>/dev/null; do sleep 1; done"#;
+pub const WAIT_SCRIPT: &str = r#"until (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; do sleep 1; done"#;
 
 #[cfg(test)]
 mod tests {

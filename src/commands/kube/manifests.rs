@@ -474,12 +474,14 @@ fn env_key(name: &str) -> String {
     format!("env.{name}")
 }
 
-/// The coordinator container's shell: runs `leakbench run` (all arguments
-/// after the keep window), forwards SIGTERM to it, then keeps the pod, and
+/// The coordinator container's shell: clears a marker a previous run left on
+/// a reused claim, runs `leakbench run` (all arguments after the keep
+/// window), forwards SIGTERM to it, then keeps the pod, and
 /// so its results folder, up for `kubectl cp` until the keep window ends or
 /// the marker file appears, and exits with leakbench's code, so the Job's
 /// status is the verdict (Complete only on a pass).
 pub const COORDINATOR_SCRIPT: &str = r#"keep="$1"; shift
+rm -f /results/.fetched
 "$@" & child=$!
 trap 'kill -TERM "$child" 2>/dev/null' TERM INT
 wait "$child"; code=$?

@@ -326,6 +326,116 @@ fn manifests_are_kubernetes_objects_with_the_fields_the_run_needs() {
 }
 
 #[test]
+fn the_pods_copy_of_the_scenario_folder_is_the_same_scenario() {
+    let p = print(&[]);
+    // Lay the ConfigMap out as the volume's items do, and print again from
+    // there: the payload is found at the path the scenario names.
+    let pod_dir = tempfile::tempdir().expect("tempdir");
+    let cm = &p.config_map;
+    let items = pod(&p.coordinator)
+        .volumes
+        .as_ref()
+        .unwrap()
+        .iter()
+        .find_map(|v| v.config_map.as_ref())
+        .and_then(|c| c.items.clone())
+        .expect("items");
+    for item in &items {
+        let bytes = match cm.data.as_ref().unwrap().get(&item.key) {
+            Some(text) => text.clone().into_bytes(),
+            None => cm.binary_data.as_ref().unwrap()[&item.key].0.clone(),
+        };
+        let at = pod_dir.path().join(&item.path);
+        std::fs::create_dir_all(at.parent().unwrap()).expect("mkdir");
+        std::fs::write(at, bytes).expect("write");
+    }
+    let token = pod_dir.path().join("token");
+    std::fs::write(&token, TOKEN).expect("token");
+    let scenario = pod_dir.path().join("chat.toml");
+    let out = leakbench(&[
+        "kube",
+        scenario.to_str().unwrap(),
+        "--agents",
+        "3",
+        "--image",
+        "registry.example/leakbench:0.1.0",
+        "--namespace",
+        NS,
+        "--allow-remote",
+        "chat.perf.svc",
+        "--token-file",
+        token.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        p.stdout,
+        "the same manifests from the pod's copy"
+    );
+}
+
+/// `leakbench kube` on `scenario` with `LB_KUBE_TEST_KEY` set to `value`,
+/// or unset.
+fn kube_with_key(scenario: &Path, token: &Path, value: Option<&str>) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_leakbench"));
+    cmd.args([
+        "kube",
+        scenario.to_str().unwrap(),
+        "--agents",
+        "2",
+        "--image",
+        "lb:1",
+        "--allow-remote",
+        "chat.perf.svc",
+        "--token-file",
+        token.to_str().unwrap(),
+    ]);
+    match value {
+        Some(v) => cmd.env("LB_KUBE_TEST_KEY", v),
+        None => cmd.env_remove("LB_KUBE_TEST_KEY"),
+    };
+    cmd.stdin(Stdio::null()).output().expect("run leakbench")
+}
+
+#[test]
+fn scenario_variables_travel_in_the_secret_not_in_the_pod_spec() {
+    let (_dir, scenario, token) = cluster_scenario();
+    let value = "header-value-from-env-9d2a";
+    std::fs::write(
+        &scenario,
+        "[target]\nurl = \"ws://chat.perf.svc:8080/ws\"\n[load]\nsessions = 10\n\
+         [load.headers]\nX-Api-Key = \"${LB_KUBE_TEST_KEY}\"\n\
+         [secrets]\nenv = [\"LB_KUBE_TEST_KEY\"]\n",
+    )
+    .expect("scenario");
+    let out = kube_with_key(&scenario, &token, Some(value));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(!stdout.contains(value) && !stderr.contains(value));
+    let p = objects(&stdout, &stderr);
+    let data = p.secret.data.as_ref().unwrap();
+    assert_eq!(data["env.LB_KUBE_TEST_KEY"].0, value.as_bytes());
+    let env = pod(&p.coordinator).containers[0].env.clone().unwrap();
+    assert_eq!(env.len(), 1);
+    assert_eq!(env[0].name, "LB_KUBE_TEST_KEY");
+    let from = env[0].value_from.as_ref().unwrap();
+    let from = from.secret_key_ref.as_ref().unwrap();
+    assert_eq!(from.name, p.secret.metadata.name.clone().unwrap());
+    assert_eq!(from.key, "env.LB_KUBE_TEST_KEY");
+    // Unset here, the scenario's own error says so.
+    let unset = kube_with_key(&scenario, &token, None);
+    assert_eq!(unset.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&unset.stderr);
+    assert!(stderr.contains("LB_KUBE_TEST_KEY is not set"), "{stderr}");
+}
+
+#[test]
 fn a_results_claim_and_a_fresh_token() {
     let (_dir, scenario, _) = cluster_scenario();
     let run = |_: ()| {
@@ -580,19 +690,23 @@ fn bad_input_is_exit_2_naming_the_fix() {
     );
     refused(
         None,
-        &[
-            "--agents",
-            "2",
-            "--image",
-            "lb:1",
-            "--allow-remote",
-            "chat.perf.svc",
-        ]
-        .iter()
-        .copied()
-        .chain(["--port", "0"])
-        .collect::<Vec<_>>(),
+        &with(&["--agents", "2", "--port", "0"]),
         &["--port 0"],
+    );
+    let (big_dir, big, _) = cluster_scenario();
+    std::fs::write(
+        big_dir.path().join("payloads/hello.bin"),
+        vec![7u8; 1100 * 1024],
+    )
+    .expect("big payload");
+    let mut args = vec!["kube", big.to_str().unwrap(), "--agents", "2"];
+    args.extend_from_slice(&ok);
+    let out = leakbench(&args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("more than a ConfigMap holds") && stderr.contains("payloads/hello.bin"),
+        "{stderr}"
     );
 }
 

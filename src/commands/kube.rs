@@ -21,7 +21,7 @@ use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::scenario::{PLACEHOLDERS, Scenario, fill_placeholders, is_loopback_host};
+use crate::scenario::{Scenario, fill_placeholders, is_loopback_host};
 pub use manifests::{
     BINARY, COORDINATOR_SCRIPT, ConfigFile, FETCHED_MARKER, INIT, Plan, RESULTS_DIR, SCENARIO_DIR,
     TOKEN_DIR, UID,
@@ -386,36 +386,7 @@ impl ClusterScenario {
                 urls.push((key, v));
             }
         }
-        let mut remote_hosts = BTreeSet::new();
-        let mut loopback_view = text.clone();
-        // Replace from the end so earlier spans stay valid.
-        let mut spans: Vec<(Range<usize>, String)> = Vec::new();
-        for (key, value) in &urls {
-            let written = fill_placeholders(value.get_ref(), "0");
-            let Some(host) = url_host(&written) else {
-                continue; // the validator names what is wrong with it
-            };
-            if is_loopback_host(&host) {
-                bail!(
-                    "{}: {key} `{}` is a loopback address; in a cluster each pod has its own \
-                     loopback, so the agents and the coordinator cannot reach it. Point {key} at \
-                     the target's Service, e.g. ws://chat.NAMESPACE.svc:8080/ws",
-                    path.display(),
-                    value.get_ref()
-                );
-            }
-            remote_hosts.insert(host.clone());
-            let span = value.span();
-            let raw = &text[span.clone()];
-            if let Some(at) = raw.find(&host) {
-                let start = span.start + at;
-                spans.push((start..start + host.len(), "127.0.0.1".to_owned()));
-            }
-        }
-        spans.sort_by_key(|(r, _)| std::cmp::Reverse(r.start));
-        for (range, with) in spans {
-            loopback_view.replace_range(range, &with);
-        }
+        let (loopback_view, remote_hosts) = loopback_view(&text, path, &urls)?;
         // TODO(remote): validate with the --allow-remote policy
         // (Scenario::load_with) once it lands; until then the scenario is
         // validated with its remote hosts standing in as 127.0.0.1, which
@@ -423,47 +394,7 @@ impl ClusterScenario {
         // those before any load).
         Scenario::parse(&loopback_view, path)?;
 
-        let dir = path.parent().unwrap_or(Path::new("."));
-        let mut files = vec![ConfigFile {
-            key: config_key(0, &file_name),
-            path: file_name.clone(),
-            bytes: text.clone().into_bytes(),
-        }];
-        let mut seen = BTreeSet::new();
-        for rel in named {
-            // `./a.bin` and `a.bin` are one file in the pod.
-            let below: String = rel
-                .components()
-                .filter(|c| matches!(c, Component::Normal(_)))
-                .map(|c| c.as_os_str().to_string_lossy())
-                .collect::<Vec<_>>()
-                .join("/");
-            if !seen.insert(below.clone()) {
-                continue;
-            }
-            let bytes = std::fs::read(dir.join(rel)).with_context(|| {
-                format!("reading {} (named in {})", rel.display(), path.display())
-            })?;
-            files.push(ConfigFile {
-                key: config_key(files.len(), &below),
-                path: below,
-                bytes,
-            });
-        }
-        let total: usize = files.iter().map(|f| f.bytes.len()).sum();
-        if total > MAX_CONFIG_BYTES {
-            let biggest = files
-                .iter()
-                .max_by_key(|f| f.bytes.len())
-                .map(|f| f.path.as_str())
-                .unwrap_or_default();
-            bail!(
-                "{}: the scenario and its payload files are {total} bytes, more than a ConfigMap \
-                 holds ({MAX_CONFIG_BYTES}); the largest is {biggest}. Make it smaller, or build \
-                 it into the image and name it by an absolute path in a scenario of its own",
-                path.display()
-            );
-        }
+        let files = config_files(path, &file_name, &text, &named)?;
         Ok(ClusterScenario {
             file_name,
             files,
@@ -471,6 +402,98 @@ impl ClusterScenario {
             remote_hosts,
         })
     }
+}
+
+/// The scenario's text with each URL's host written as 127.0.0.1, and the
+/// hosts it replaced. Loopback hosts are refused: in a cluster each pod has
+/// its own loopback.
+fn loopback_view(
+    text: &str,
+    path: &Path,
+    urls: &[(&str, &Spanned<String>)],
+) -> Result<(String, BTreeSet<String>)> {
+    let mut remote_hosts = BTreeSet::new();
+    let mut loopback_view = text.to_owned();
+    // Replace from the end so earlier spans stay valid.
+    let mut spans: Vec<(Range<usize>, String)> = Vec::new();
+    for (key, value) in urls {
+        let written = fill_placeholders(value.get_ref(), "0");
+        let Some(host) = url_host(&written) else {
+            continue; // the validator names what is wrong with it
+        };
+        if is_loopback_host(&host) {
+            bail!(
+                "{}: {key} `{}` is a loopback address; in a cluster each pod has its own \
+                 loopback, so the agents and the coordinator cannot reach it. Point {key} at \
+                 the target's Service, e.g. ws://chat.NAMESPACE.svc:8080/ws",
+                path.display(),
+                value.get_ref()
+            );
+        }
+        remote_hosts.insert(host.clone());
+        let span = value.span();
+        let raw = &text[span.clone()];
+        if let Some(at) = raw.find(&host) {
+            let start = span.start + at;
+            spans.push((start..start + host.len(), "127.0.0.1".to_owned()));
+        }
+    }
+    spans.sort_by_key(|(r, _)| std::cmp::Reverse(r.start));
+    for (range, with) in spans {
+        loopback_view.replace_range(range, &with);
+    }
+    Ok((loopback_view, remote_hosts))
+}
+
+/// The scenario and the payload files it names (checked to lie below its
+/// folder), as ConfigMap entries that fit one ConfigMap.
+fn config_files(
+    path: &Path,
+    file_name: &str,
+    text: &str,
+    named: &[&Path],
+) -> Result<Vec<ConfigFile>> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut files = vec![ConfigFile {
+        key: config_key(0, file_name),
+        path: file_name.to_owned(),
+        bytes: text.as_bytes().to_vec(),
+    }];
+    let mut seen = BTreeSet::new();
+    for rel in named {
+        // `./a.bin` and `a.bin` are one file in the pod.
+        let below: String = rel
+            .components()
+            .filter(|c| matches!(c, Component::Normal(_)))
+            .map(|c| c.as_os_str().to_string_lossy())
+            .collect::<Vec<_>>()
+            .join("/");
+        if !seen.insert(below.clone()) {
+            continue;
+        }
+        let bytes = std::fs::read(dir.join(rel))
+            .with_context(|| format!("reading {} (named in {})", rel.display(), path.display()))?;
+        files.push(ConfigFile {
+            key: config_key(files.len(), &below),
+            path: below,
+            bytes,
+        });
+    }
+    let total: usize = files.iter().map(|f| f.bytes.len()).sum();
+    if total > MAX_CONFIG_BYTES {
+        let biggest = files
+            .iter()
+            .max_by_key(|f| f.bytes.len())
+            .map(|f| f.path.as_str())
+            .unwrap_or_default();
+        bail!(
+            "{}: the scenario and its payload files are {total} bytes, more than a ConfigMap \
+             holds ({MAX_CONFIG_BYTES}); the largest is {biggest}. Make it smaller: the pod \
+             gets the scenario's folder through this one ConfigMap",
+            path.display()
+        );
+    }
+    Ok(files)
 }
 
 /// The host of a URL as written (IPv6 in brackets), or `None` when it is
@@ -523,8 +546,6 @@ fn variables(text: &str) -> Vec<(String, String)> {
             None => break,
         }
     }
-    // PLACEHOLDERS are `{{...}}`, never `${...}`: nothing to skip.
-    debug_assert!(PLACEHOLDERS.iter().all(|p| !p.starts_with("${")));
     names
         .into_iter()
         .filter_map(|n| std::env::var(&n).ok().map(|v| (n, v)))

@@ -22,10 +22,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::scenario::{Scenario, fill_placeholders, is_loopback_host};
-pub use manifests::{
-    BINARY, COORDINATOR_SCRIPT, ConfigFile, FETCHED_MARKER, INIT, Plan, RESULTS_DIR, SCENARIO_DIR,
-    TOKEN_DIR, UID,
-};
+pub use manifests::{ConfigFile, Plan};
 
 /// Most agent pods: beyond this the coordinator's barriers (one round trip
 /// to every agent per phase) and its one listening socket are the limit,

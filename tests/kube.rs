@@ -246,6 +246,7 @@ fn manifests_are_kubernetes_objects_with_the_fields_the_run_needs() {
     assert_eq!(flag(&cargv, "--listen"), "0.0.0.0:7070");
     assert_eq!(flag(&cargv, "--allow-remote"), "chat.perf.svc");
     assert_eq!(flag(&cargv, "--out"), "/results");
+    assert_eq!(flag(&cargv, "--agent-timeout"), "300s");
     assert_token_mounted(&p.coordinator, coordinator, &secret_name);
     // The ConfigMap is the scenario's folder in the pod, payload included.
     let scenario_volume = cpod

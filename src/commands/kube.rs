@@ -65,6 +65,10 @@ pub struct KubeArgs {
     /// `kubectl cp` (ended early by touching /results/.fetched).
     #[arg(long, value_name = "DURATION", default_value = "15m", value_parser = humantime::parse_duration)]
     pub keep: Duration,
+    /// How long the coordinator waits for all agents to connect (its
+    /// `--agent-timeout`): agent pods on fresh nodes pull the image first.
+    #[arg(long = "agent-timeout", value_name = "DURATION", default_value = "5m", value_parser = humantime::parse_duration)]
+    pub agent_timeout: Duration,
     /// Write the results to this existing PersistentVolumeClaim instead of
     /// the pod's own emptyDir.
     #[arg(long = "results-claim", value_name = "PVC")]
@@ -124,6 +128,13 @@ pub fn plan(args: &KubeArgs) -> Result<Plan> {
     if args.deadline.as_secs() == 0 {
         bail!("--deadline must be at least 1s, e.g. --deadline 1h");
     }
+    if args.agent_timeout.as_secs() == 0 || args.agent_timeout >= args.deadline {
+        bail!(
+            "--agent-timeout {} must be at least 1s and shorter than --deadline {}",
+            humantime::format_duration(args.agent_timeout),
+            humantime::format_duration(args.deadline)
+        );
+    }
     if args.keep >= args.deadline {
         bail!(
             "--keep {} is not shorter than --deadline {}: Kubernetes would kill the \
@@ -146,6 +157,7 @@ pub fn plan(args: &KubeArgs) -> Result<Plan> {
         port: args.port,
         deadline: args.deadline,
         keep: args.keep,
+        agent_timeout: args.agent_timeout,
         token,
         scenario: cluster.file_name,
         files: cluster.files,

@@ -62,6 +62,8 @@ pub struct Plan {
     pub deadline: Duration,
     /// How long the finished coordinator pod waits for `kubectl cp`.
     pub keep: Duration,
+    /// The coordinator's wait for all agents to connect.
+    pub agent_timeout: Duration,
     /// The bearer token agents present.
     pub token: String,
     /// Path of the scenario below [`SCENARIO_DIR`] (its file name).
@@ -153,6 +155,8 @@ impl Plan {
             format!("0.0.0.0:{}", self.port),
             "--token-file".to_owned(),
             format!("{TOKEN_DIR}/token"),
+            "--agent-timeout".to_owned(),
+            format!("{}s", self.agent_timeout.as_secs()),
             "--out".to_owned(),
             RESULTS_DIR.to_owned(),
         ];
@@ -510,6 +514,7 @@ mod tests {
             port: 7070,
             deadline: Duration::from_secs(3600),
             keep: Duration::from_secs(600),
+            agent_timeout: Duration::from_secs(300),
             token: "s3cret-token-value".into(),
             scenario: "chat.toml".into(),
             files: vec![

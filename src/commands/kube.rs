@@ -609,6 +609,41 @@ mod tests {
     }
 
     #[test]
+    fn remote_hosts_stand_in_as_loopback_for_validation() {
+        let text = "[target]\nurl = \"ws://chat.perf.svc:8080/ws?room={{session}}\"\n\
+                    pprof = \"http://[2001:db8::5]:6060/debug/pprof\"\n[load]\nsessions = 1\n";
+        let outline: Outline = toml::from_str(text).unwrap();
+        let pprof = outline.target.pprof.as_ref().unwrap();
+        let urls = [("target.url", &outline.target.url), ("target.pprof", pprof)];
+        let (view, hosts) = loopback_view(text, Path::new("s.toml"), &urls).unwrap();
+        assert!(
+            view.contains("url = \"ws://127.0.0.1:8080/ws?room={{session}}\""),
+            "{view}"
+        );
+        assert!(
+            view.contains("pprof = \"http://127.0.0.1:6060/debug/pprof\""),
+            "{view}"
+        );
+        let hosts: Vec<&str> = hosts.iter().map(String::as_str).collect();
+        assert_eq!(hosts, ["[2001:db8::5]", "chat.perf.svc"]);
+        Scenario::parse(&view, Path::new("s.toml")).unwrap();
+
+        let local = "[target]\nurl = \"ws://localhost:8080/ws\"\n[load]\nsessions = 1\n";
+        let outline: Outline = toml::from_str(local).unwrap();
+        let e = loopback_view(
+            local,
+            Path::new("s.toml"),
+            &[("target.url", &outline.target.url)],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("target.url") && e.contains("own loopback"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn config_keys_are_valid_and_distinct() {
         assert_eq!(config_key(0, "chat.toml"), "chat.toml");
         assert_eq!(config_key(2, "payloads/big file.bin"), "f2-big_file.bin");

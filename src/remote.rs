@@ -102,7 +102,7 @@ impl Policy {
         Err(Refused(format!(
             "host `{bare}` is not a loopback address; to drive load and probes at it, add \
              `--allow-remote {name}` (or the address or CIDR it resolves to) to the \
-             `leakbench run` command line; a scenario file cannot allow a remote host"
+             command line; a scenario file cannot allow a remote host"
         )))
     }
 
@@ -144,7 +144,7 @@ impl Policy {
             .unwrap_or_default();
         Err(Refused(format!(
             "{shown} is not a loopback address{given}; to drive load and probes at it, add \
-             `--allow-remote {ip}`{or_name} to the `leakbench run` command line; a scenario \
+             `--allow-remote {ip}`{or_name} to the command line; a scenario \
              file cannot allow a remote host"
         )))
     }

@@ -428,7 +428,7 @@ fn scenario_remote_without_flag() {
     let run = run_text("[target]\nurl = \"ws://198.18.0.2:1/ws\"\n[load]\nsessions = 5\n");
     run.assert_error(
         "target.url",
-        "add `--allow-remote 198.18.0.2` to the `leakbench run` command line; a scenario file \
+        "add `--allow-remote 198.18.0.2` to the command line; a scenario file \
          cannot allow a remote host",
     );
 }

@@ -194,7 +194,7 @@ fn remote_hosts_need_the_flag_and_names_must_resolve_inside_it() {
         &run,
         &format!(
             "target.url: host `{addr}` is not a loopback address; to drive load and probes at \
-             it, add `--allow-remote {addr}` to the `leakbench run` command line"
+             it, add `--allow-remote {addr}` to the command line"
         ),
     );
     assert!(run.report.is_err(), "nothing ran, so no report");

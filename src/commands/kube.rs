@@ -12,7 +12,6 @@ mod manifests;
 
 use std::collections::BTreeSet;
 use std::io::Write as _;
-use std::ops::Range;
 use std::path::{Component, Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -21,6 +20,7 @@ use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::remote::Policy;
 use crate::scenario::{Scenario, fill_placeholders, is_loopback_host};
 pub use manifests::{ConfigFile, Plan};
 
@@ -147,8 +147,8 @@ pub fn plan(args: &KubeArgs) -> Result<Plan> {
         Some(path) => read_token(path)?,
         None => random_token()?,
     };
-    let cluster = ClusterScenario::load(&args.scenario)?;
-    check_allowed(&cluster.remote_hosts, &args.allow_remote)?;
+    let policy = Policy::from_flags(&args.allow_remote).map_err(anyhow::Error::msg)?;
+    let cluster = ClusterScenario::load(&args.scenario, &policy)?;
     Ok(Plan {
         name: args.name.clone(),
         namespace: args.namespace.clone(),
@@ -222,45 +222,6 @@ fn random_token() -> Result<String> {
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
-/// Every remote host of the scenario must be named by `--allow-remote`, or
-/// be left to an IP or CIDR entry, which the run itself checks against the
-/// addresses the name resolves to in the cluster.
-fn check_allowed(hosts: &BTreeSet<String>, allowed: &[String]) -> Result<()> {
-    let by_address = allowed
-        .iter()
-        .any(|a| a.contains('/') || a.parse::<std::net::IpAddr>().is_ok());
-    let missing: Vec<&String> = hosts
-        .iter()
-        .filter(|h| {
-            let bare = h.trim_start_matches('[').trim_end_matches(']');
-            let literal = allowed.iter().any(|a| a.eq_ignore_ascii_case(bare));
-            !literal && !by_address
-        })
-        .collect();
-    if !missing.is_empty() {
-        let flags: Vec<String> = missing
-            .iter()
-            .map(|h| {
-                format!(
-                    "--allow-remote {}",
-                    h.trim_start_matches('[').trim_end_matches(']')
-                )
-            })
-            .collect();
-        bail!(
-            "the scenario drives load or probes at {}; add `{}` to the command line \
-             (a scenario file cannot allow a remote host)",
-            missing
-                .iter()
-                .map(|h| h.as_str())
-                .collect::<Vec<_>>()
-                .join(", "),
-            flags.join(" ")
-        );
-    }
-    Ok(())
-}
-
 /// A scenario checked for a run inside a cluster, and what travels with it.
 #[derive(Debug)]
 struct ClusterScenario {
@@ -271,8 +232,6 @@ struct ClusterScenario {
     files: Vec<ConfigFile>,
     /// Variables it expands, with their values here.
     env: Vec<(String, String)>,
-    /// Non-loopback hosts of its target URL and probes.
-    remote_hosts: BTreeSet<String>,
 }
 
 /// The parts of a scenario this command looks at, as written (unknown
@@ -325,7 +284,7 @@ impl OutlineStep {
 }
 
 impl ClusterScenario {
-    fn load(path: &Path) -> Result<ClusterScenario> {
+    fn load(path: &Path, policy: &Policy) -> Result<ClusterScenario> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read scenario {}", path.display()))?;
         let file_name = path
@@ -395,36 +354,24 @@ impl ClusterScenario {
                 urls.push((key, v));
             }
         }
-        let (loopback_view, remote_hosts) = loopback_view(&text, path, &urls)?;
-        // TODO(remote): validate with the --allow-remote policy
-        // (Scenario::load_with) once it lands; until then the scenario is
-        // validated with its remote hosts standing in as 127.0.0.1, which
-        // checks everything but the hosts themselves (the coordinator checks
-        // those before any load).
-        Scenario::parse(&loopback_view, path)?;
+        refuse_loopback(path, &urls)?;
+        // The same check as the coordinator's: every host is allowed by the
+        // flags (names are resolved and pinned by the coordinator, in the
+        // cluster, before any load).
+        Scenario::parse_with(&text, path, policy)?;
 
         let files = config_files(path, &file_name, &text, &named)?;
         Ok(ClusterScenario {
             file_name,
             files,
             env: variables(&text),
-            remote_hosts,
         })
     }
 }
 
-/// The scenario's text with each URL's host written as 127.0.0.1, and the
-/// hosts it replaced. Loopback hosts are refused: in a cluster each pod has
-/// its own loopback.
-fn loopback_view(
-    text: &str,
-    path: &Path,
-    urls: &[(&str, &Spanned<String>)],
-) -> Result<(String, BTreeSet<String>)> {
-    let mut remote_hosts = BTreeSet::new();
-    let mut loopback_view = text.to_owned();
-    // Replace from the end so earlier spans stay valid.
-    let mut spans: Vec<(Range<usize>, String)> = Vec::new();
+/// Refuses loopback hosts: in a cluster each pod has its own loopback, so
+/// neither the agents nor the coordinator could reach the target there.
+fn refuse_loopback(path: &Path, urls: &[(&str, &Spanned<String>)]) -> Result<()> {
     for (key, value) in urls {
         let written = fill_placeholders(value.get_ref(), "0");
         let Some(host) = url_host(&written) else {
@@ -439,19 +386,8 @@ fn loopback_view(
                 value.get_ref()
             );
         }
-        remote_hosts.insert(host.clone());
-        let span = value.span();
-        let raw = &text[span.clone()];
-        if let Some(at) = raw.find(&host) {
-            let start = span.start + at;
-            spans.push((start..start + host.len(), "127.0.0.1".to_owned()));
-        }
     }
-    spans.sort_by_key(|(r, _)| std::cmp::Reverse(r.start));
-    for (range, with) in spans {
-        loopback_view.replace_range(range, &with);
-    }
-    Ok((loopback_view, remote_hosts))
+    Ok(())
 }
 
 /// The scenario and the payload files it names (checked to lie below its
@@ -584,23 +520,6 @@ mod tests {
     }
 
     #[test]
-    fn every_remote_host_needs_consent() {
-        let hosts: BTreeSet<String> = ["chat.perf.svc".to_owned(), "10.1.2.3".to_owned()].into();
-        let e = check_allowed(&hosts, &[]).unwrap_err().to_string();
-        assert!(
-            e.contains("--allow-remote 10.1.2.3 --allow-remote chat.perf.svc"),
-            "{e}"
-        );
-        let e = check_allowed(&hosts, &["chat.perf.svc".into()])
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("`--allow-remote 10.1.2.3`"), "{e}");
-        assert!(check_allowed(&hosts, &["chat.perf.svc".into(), "10.1.2.3".into()]).is_ok());
-        // A CIDR leaves names and addresses to the run's own check.
-        assert!(check_allowed(&hosts, &["10.0.0.0/8".into()]).is_ok());
-    }
-
-    #[test]
     fn variables_are_found_once_and_only_when_set() {
         // PATH is set wherever tests run.
         let found = variables("a = \"${PATH}\"\nb = \"${PATH}${LEAKBENCH_UNSET_X}\"\nc = \"${\"");
@@ -609,34 +528,26 @@ mod tests {
     }
 
     #[test]
-    fn remote_hosts_stand_in_as_loopback_for_validation() {
-        let text = "[target]\nurl = \"ws://chat.perf.svc:8080/ws?room={{session}}\"\n\
-                    pprof = \"http://[2001:db8::5]:6060/debug/pprof\"\n[load]\nsessions = 1\n";
-        let outline: Outline = toml::from_str(text).unwrap();
-        let pprof = outline.target.pprof.as_ref().unwrap();
-        let urls = [("target.url", &outline.target.url), ("target.pprof", pprof)];
-        let (view, hosts) = loopback_view(text, Path::new("s.toml"), &urls).unwrap();
-        assert!(
-            view.contains("url = \"ws://127.0.0.1:8080/ws?room={{session}}\""),
-            "{view}"
-        );
-        assert!(
-            view.contains("pprof = \"http://127.0.0.1:6060/debug/pprof\""),
-            "{view}"
-        );
-        let hosts: Vec<&str> = hosts.iter().map(String::as_str).collect();
-        assert_eq!(hosts, ["[2001:db8::5]", "chat.perf.svc"]);
-        Scenario::parse(&view, Path::new("s.toml")).unwrap();
+    fn every_remote_host_needs_consent_and_loopback_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.toml");
+        let load = |text: &str, flags: &[&str]| {
+            std::fs::write(&path, text).unwrap();
+            let policy = Policy::from_flags(flags).unwrap();
+            ClusterScenario::load(&path, &policy).map_err(|e| format!("{e:#}"))
+        };
+        let remote = "[target]\nurl = \"ws://chat.perf.svc:8080/ws?room={{session}}\"\n\
+                      pprof = \"http://[2001:db8::5]:6060/debug/pprof\"\n[load]\nsessions = 1\n";
+        let e = load(remote, &[]).unwrap_err();
+        assert!(e.contains("`--allow-remote chat.perf.svc`"), "{e}");
+        let e = load(remote, &["chat.perf.svc"]).unwrap_err();
+        assert!(e.contains("2001:db8::5"), "{e}");
+        load(remote, &["chat.perf.svc", "2001:db8::5"]).unwrap();
+        // A block leaves names to the coordinator's resolution.
+        load(remote, &["2001:db8::/32"]).unwrap();
 
         let local = "[target]\nurl = \"ws://localhost:8080/ws\"\n[load]\nsessions = 1\n";
-        let outline: Outline = toml::from_str(local).unwrap();
-        let e = loopback_view(
-            local,
-            Path::new("s.toml"),
-            &[("target.url", &outline.target.url)],
-        )
-        .unwrap_err()
-        .to_string();
+        let e = load(local, &[]).unwrap_err();
         assert!(
             e.contains("target.url") && e.contains("own loopback"),
             "{e}"

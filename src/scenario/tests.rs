@@ -631,7 +631,7 @@ fn a_remote_host_needs_the_command_line_and_says_which_flag() {
         "{e}"
     );
     assert!(
-        e.contains("add `--allow-remote 198.18.0.2` to the `leakbench run` command line"),
+        e.contains("add `--allow-remote 198.18.0.2` to the command line"),
         "{e}"
     );
     let s = parse_allowing(REMOTE, &["198.18.0.2"]).unwrap();

@@ -25,13 +25,14 @@ pub fn execute(
     if !allow_remote.is_empty() {
         anyhow::bail!("--allow-remote is not built yet");
     }
-    if fleet.agents.is_some() {
-        anyhow::bail!("--agents is not built yet");
-    }
+    let fleet = fleet.config()?;
     let scenario = Scenario::load(&path)?;
     // Everything printed or written below goes through this.
-    let redactor = Redactor::from_scenario(&scenario);
-    let options = RunOptions { out, quiet };
+    let mut redactor = Redactor::from_scenario(&scenario);
+    if let Some(f) = &fleet {
+        redactor.add_token(&f.token);
+    }
+    let options = RunOptions { out, quiet, fleet };
     let runtime = super::runtime()?;
     let outcome = runtime
         .block_on(protocol::run(&scenario, &options))

@@ -48,6 +48,8 @@ pub struct RunOptions {
     pub out: Option<PathBuf>,
     /// No progress lines.
     pub quiet: bool,
+    /// Run each cycle's sessions on load agents (`--agents N`) instead of here.
+    pub fleet: Option<crate::fleet::CoordinatorConfig>,
 }
 
 /// A run that stopped for a reason that is not a verdict (exit code 2).
@@ -65,6 +67,24 @@ pub enum RunError {
         /// Last lines of it.
         tail: String,
     },
+    /// The run stopped in a way that leaves no verdict to give (a load
+    /// agent lost mid-cycle): the report is complete and inconclusive,
+    /// with this reason first.
+    #[error("{reason}")]
+    Aborted {
+        /// Why, naming what failed and where.
+        reason: String,
+    },
+}
+
+impl RunError {
+    /// The reason of an [`RunError::Aborted`] error, if `e` is one.
+    fn aborted(e: &anyhow::Error) -> Option<&str> {
+        match e.downcast_ref::<RunError>() {
+            Some(RunError::Aborted { reason }) => Some(reason),
+            _ => None,
+        }
+    }
 }
 
 /// What a run produced: always a report, plus the error that cut it short.
@@ -81,25 +101,33 @@ pub struct Outcome {
 /// come back as an [`Outcome`] with a partial report.
 pub async fn run(scenario: &Scenario, options: &RunOptions) -> Result<Outcome> {
     let start = Instant::now();
-    let progress = Progress::new(
-        Mode::detect(options.quiet),
-        start,
-        Redactor::from_scenario(scenario),
-    );
+    let mut redactor = Redactor::from_scenario(scenario);
+    if let Some(fleet) = &options.fleet {
+        redactor.add_token(&fleet.token);
+    }
+    let progress = Progress::new(Mode::detect(options.quiet), start, redactor);
     let mut signals = Signals::new();
     if let Some(out) = &options.out {
         std::fs::create_dir_all(out)
             .with_context(|| format!("creating output folder {}", out.display()))?;
     }
-    // Before the target starts (it inherits the raised descriptor limit) and
-    // before any load: does the concurrency fit this machine at all?
-    let pre = load::preflight(&scenario.target, &scenario.load).map_err(anyhow::Error::msg)?;
-    progress.line(format!(
-        "preflight: up to {} sessions fit at once (limited by {}), {} source address(es)",
-        pre.fits,
-        pre.limited_by,
-        pre.sources.len().max(1)
-    ));
+    let fleet = match &options.fleet {
+        // The agents preflight their own shares when they join.
+        Some(config) => Some(gather_fleet(scenario, config, &progress).await?),
+        None => {
+            // Before the target starts (it inherits the raised descriptor
+            // limit) and before any load: does the concurrency fit here?
+            let pre =
+                load::preflight(&scenario.target, &scenario.load).map_err(anyhow::Error::msg)?;
+            progress.line(format!(
+                "preflight: up to {} sessions fit at once (limited by {}), {} source address(es)",
+                pre.fits,
+                pre.limited_by,
+                pre.sources.len().max(1)
+            ));
+            None
+        }
+    };
     let mut launched = match &scenario.target.command {
         Some(argv) => {
             let log_dir = options.out.clone().unwrap_or_else(|| {
@@ -136,10 +164,12 @@ pub async fn run(scenario: &Scenario, options: &RunOptions) -> Result<Outcome> {
         profiles: Profiles::default(),
         signals: Vec::new(),
         notes: Vec::new(),
+        fleet,
     };
     let (status, error) = tokio::select! {
         result = session.drive() => match result {
             Ok(()) => (Status::Complete, None),
+            Err(e) if RunError::aborted(&e).is_some() => (Status::Complete, Some(e)),
             Err(e) => (Status::Error, Some(e)),
         },
         signal = signals.first() => {
@@ -163,6 +193,9 @@ pub async fn run(scenario: &Scenario, options: &RunOptions) -> Result<Outcome> {
     };
     // Whatever happened, no connection of ours stays open and the target stops.
     session.sources.close();
+    if let Some(fleet) = session.fleet.take() {
+        fleet.finish().await;
+    }
     let mut report = session.finish(status, error.as_ref());
     if let Some(out) = &options.out {
         let progress = &session.progress;
@@ -184,7 +217,34 @@ pub async fn run(scenario: &Scenario, options: &RunOptions) -> Result<Outcome> {
         let _ = Redactor::from_scenario(scenario).redact_file(t.log_path());
     }
     report.duration_s = start.elapsed().as_secs_f64();
+    // An aborted run's reason is the report's first; it is no error.
+    let error = error.filter(|e| RunError::aborted(e).is_none());
     Ok(Outcome { report, error })
+}
+
+/// Starts the fleet's listener and waits for every agent (exit 2 when they
+/// do not all come within the timeout).
+async fn gather_fleet(
+    scenario: &Scenario,
+    config: &crate::fleet::CoordinatorConfig,
+    progress: &Progress,
+) -> Result<crate::fleet::Fleet> {
+    let job = crate::fleet::wire::Job {
+        name: scenario.name.clone(),
+        target: crate::fleet::wire::JobTarget::of(&scenario.target),
+        load: scenario.load.clone(),
+    };
+    let mut fleet = crate::fleet::Fleet::listen(config.clone(), job)?;
+    progress.line(format!(
+        "fleet: waiting up to {} for {} agent(s) on {}",
+        humantime::format_duration(config.agent_timeout),
+        config.agents,
+        fleet.local
+    ));
+    fleet
+        .gather(|line| progress.line(format!("fleet: {line}")))
+        .await?;
+    Ok(fleet)
 }
 
 /// One run in progress: what it was given and what it measured so far.
@@ -213,6 +273,8 @@ struct Session<'a> {
     signals: Vec<SignalVerdict>,
     /// What the protocol noticed on the way, for the report's reasons.
     notes: Vec<String>,
+    /// The load agents running each cycle's sessions, when there are any.
+    fleet: Option<crate::fleet::Fleet>,
 }
 
 impl Session<'_> {
@@ -419,14 +481,16 @@ impl Session<'_> {
             .iter()
             .map(|p| (p.kind == PhaseKind::Cycle, &p.load))
             .collect();
+        let aborted = error.and_then(RunError::aborted);
         let stopped = match (status, error) {
             (Status::Interrupted, _) => Some(format!("interrupted during {}", self.phase_name)),
             (Status::Error, Some(e)) => Some(exit::error_line(e)),
-            _ => None,
+            _ => aborted.map(str::to_owned),
         };
         let (verdict, reasons) = verdict::conclude(RunEvidence {
             signals: &self.signals,
-            complete: status == Status::Complete,
+            // An aborted run is complete as a report, but has no verdict.
+            complete: status == Status::Complete && aborted.is_none(),
             stopped,
             load_problem: verdict::load_problem(&loads, load.max_failure_ratio),
             notes: std::mem::take(&mut self.notes),

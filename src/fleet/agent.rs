@@ -346,6 +346,10 @@ impl Agent {
                         }
                         FromCoordinator::Go { cycle } => match armed.take() {
                             Some((c, share)) if c == cycle => {
+                                eprintln!(
+                                    "{}: cycle {cycle}: opening sessions {}..{}",
+                                    self.me, share.first, share.first + u64::from(share.sessions)
+                                );
                                 running = Some(self.start(cycle, share));
                             }
                             _ => {
@@ -410,6 +414,7 @@ impl Agent {
                             || r.live.stop.load(Ordering::Relaxed);
                         if !r.holding && all_started {
                             r.holding = true;
+                            eprintln!("{}: cycle {}: {started} session(s) started, holding", self.me, r.cycle);
                             send_json(&mut ws, &FromAgent::Holding { cycle: r.cycle }).await?;
                         }
                     }

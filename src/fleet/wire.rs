@@ -267,7 +267,8 @@ url = "ws://127.0.0.1:9/ws?u={{session}}"
 sessions = 10
 headers = { Authorization = "Bearer abcdef", X-Team = "t{{session}}" }
 steps = [{ send = "hi {{session}}" }, { expect = "hi", timeout = "2s" }, { pause = "10ms" }]
-rate = { per_second = 50, ramp = "1s" }
+rate = 50
+ramp = "1s"
 "#;
         let s = Scenario::parse(text, Path::new("/tmp/x.toml")).unwrap();
         let job = Job {

@@ -166,7 +166,12 @@ impl Run {
 
     /// `leakbench agent` against this run's coordinator, reports in `agent-I/`.
     fn agent(&self, i: u32, token: &Path) -> Proc {
-        let url = format!("ws://{}", self.listen);
+        self.agent_with(i, token, "ws", &[])
+    }
+
+    /// [`Run::agent`] with a URL scheme and extra flags.
+    fn agent_with(&self, i: u32, token: &Path, scheme: &str, extra: &[&str]) -> Proc {
+        let url = format!("{scheme}://{}", self.listen);
         let out = self.path(&format!("agent-{i}"));
         let index = i.to_string();
         let args: Vec<&std::ffi::OsStr> = vec![
@@ -182,6 +187,10 @@ impl Run {
             "--connect-timeout".as_ref(),
             "20s".as_ref(),
         ];
+        let args: Vec<&std::ffi::OsStr> = args
+            .into_iter()
+            .chain(extra.iter().map(|a| a.as_ref()))
+            .collect();
         Proc::start(&format!("agent {i}"), &args)
     }
 
@@ -438,4 +447,108 @@ fn a_missing_token_file_is_an_error_naming_it() {
     let (code, stderr) = agent.finish(Duration::from_secs(20));
     assert_eq!(code, Some(EXIT_ERROR), "{stderr}");
     assert!(stderr.contains("cannot read the token file"), "{stderr}");
+}
+
+/// A CA, a coordinator certificate for 127.0.0.1 and an agent client
+/// certificate, as PEM files in `dir`: (ca, cert, key, client cert, client key).
+fn test_pki(dir: &Path) -> [PathBuf; 5] {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    let server_key = KeyPair::generate().unwrap();
+    let server = CertificateParams::new(vec!["127.0.0.1".to_owned()])
+        .unwrap()
+        .signed_by(&server_key, &ca)
+        .unwrap();
+    let client_key = KeyPair::generate().unwrap();
+    let client = CertificateParams::new(vec!["agent".to_owned()])
+        .unwrap()
+        .signed_by(&client_key, &ca)
+        .unwrap();
+    let files = [
+        ("ca.pem", ca.pem()),
+        ("server.pem", server.pem()),
+        ("server.key", server_key.serialize_pem()),
+        ("client.pem", client.pem()),
+        ("client.key", client_key.serialize_pem()),
+    ];
+    files.map(|(name, text)| {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    })
+}
+
+#[test]
+fn mutual_tls_admits_a_certified_agent_only() {
+    common::go_targets();
+    let _one_at_a_time = common::serial();
+    let run = Run::new();
+    let [ca, cert, key, client_cert, client_key] = test_pki(run.dir.path());
+    let s = |p: &PathBuf| p.to_string_lossy().into_owned();
+    let (ca, cert, key, client_cert, client_key) =
+        (s(&ca), s(&cert), s(&key), s(&client_cert), s(&client_key));
+    let mut coordinator = run.coordinator(
+        &Case::ws("chathub").arg("-fixed").toml(common::free_port()),
+        1,
+        &["--tls-cert", &cert, "--tls-key", &key, "--client-ca", &ca],
+    );
+    coordinator.wait_for("waiting up to");
+    // No client certificate: turned away at the handshake, at once.
+    let mut anonymous = run.agent_with(0, &run.token, "wss", &["--ca", &ca]);
+    let (code, stderr) = anonymous.finish(Duration::from_secs(20));
+    assert_eq!(code, Some(EXIT_ERROR), "{stderr}");
+    assert!(stderr.contains("check --cert and --key"), "{stderr}");
+    // A plain ws:// agent cannot speak to a wss:// coordinator either.
+    let mut plain = run.agent(0, &run.token);
+    let (code, stderr) = plain.finish(Duration::from_secs(20));
+    assert_eq!(code, Some(EXIT_ERROR), "{stderr}");
+    let mut agent = run.agent_with(
+        0,
+        &run.token,
+        "wss",
+        &["--ca", &ca, "--cert", &client_cert, "--key", &client_key],
+    );
+    let (code, stderr) = coordinator.finish(DEADLINE);
+    assert_eq!(code, Some(EXIT_PASS), "{stderr}");
+    assert!(stderr.contains("TLS handshake failed"), "{stderr}");
+    let (code, agent_err) = agent.finish(Duration::from_secs(20));
+    assert_eq!(code, Some(0), "{agent_err}");
+}
+
+#[test]
+fn a_heavy_share_keeps_its_heartbeat() {
+    // One agent holds 6,000 sessions for longer than the 5 s silence that
+    // counts as lost, on a 2-core machine that also runs the target: the
+    // control channel's own thread keeps answering.
+    common::go_targets();
+    let _one_at_a_time = common::serial();
+    let run = Run::new();
+    let port = common::free_port();
+    let scenario = format!(
+        "[target]\nurl = \"ws://127.0.0.1:{port}/ws\"\ncommand = [{}, \"-addr\", \"127.0.0.1:{port}\", \"-fixed\"]\n\
+         [load]\nsessions = 6000\nconcurrency = 6000\nwarmup = 0\ncycles = 2\nhold = \"6s\"\n\
+         [[load.steps]]\nsend = \"hello\"\n[[load.steps]]\nexpect = \"hello\"\n\
+         [settle]\ntimeout = \"10s\"\n[verdict]\nescalate = false\n",
+        common::toml_str(&common::go_targets().join("chathub").to_string_lossy())
+    );
+    let mut coordinator = run.coordinator(&scenario, 1, &[]);
+    coordinator.wait_for("waiting up to");
+    let mut agent = run.agent(0, &run.token);
+    let (code, stderr) = coordinator.finish(DEADLINE);
+    let (agent_code, agent_err) = agent.finish(Duration::from_secs(20));
+    assert!(!stderr.contains("was lost"), "{stderr}");
+    assert_eq!(agent_code, Some(0), "{agent_err}");
+    assert!(
+        agent_err.contains("6000 session(s) started, holding"),
+        "{agent_err}"
+    );
+    let report = run.report();
+    assert_eq!(
+        report["phases"][0]["load"]["completed"].as_u64(),
+        Some(6000),
+        "{stderr}"
+    );
+    assert_ne!(code, Some(EXIT_ERROR), "{stderr}");
 }

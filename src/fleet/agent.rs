@@ -35,6 +35,9 @@ const PROGRESS_EVERY: Duration = Duration::from_millis(200);
 /// Pause between attempts to reach a coordinator that is not up yet.
 const RETRY_EVERY: Duration = Duration::from_millis(250);
 
+/// Bound on the TLS handshake and websocket upgrade once connected.
+const HANDSHAKE_WITHIN: Duration = Duration::from_secs(15);
+
 /// Bound on the coordinator's answer to `hello`.
 const WELCOME_WITHIN: Duration = Duration::from_secs(30);
 
@@ -140,48 +143,71 @@ async fn connect(
             80
         });
     loop {
-        let attempt = async {
-            let tcp = tokio::net::TcpStream::connect((host, port))
-                .await
-                .map_err(|e| e.to_string())?;
-            let _ = tcp.set_nodelay(true);
+        // Only a coordinator that does not listen yet is worth retrying; a
+        // TLS or upgrade failure will not fix itself.
+        let tcp = match tokio::time::timeout(
+            deadline.saturating_duration_since(Instant::now()),
+            tokio::net::TcpStream::connect((host, port)),
+        )
+        .await
+        {
+            Ok(Ok(tcp)) => Some(tcp),
+            Ok(Err(e)) => {
+                if Instant::now() + RETRY_EVERY >= deadline {
+                    bail!(
+                        "cannot reach the coordinator at {url} within {} ({e}); start `leakbench run \
+                         --agents N --listen ...` there, or raise --connect-timeout",
+                        humantime::format_duration(within)
+                    );
+                }
+                None
+            }
+            Err(_) => bail!(
+                "cannot reach the coordinator at {url} within {}: no answer; check the address and \
+                 any firewall between, or raise --connect-timeout",
+                humantime::format_duration(within)
+            ),
+        };
+        let Some(tcp) = tcp else {
+            tokio::time::sleep(RETRY_EVERY).await;
+            continue;
+        };
+        let _ = tcp.set_nodelay(true);
+        let handshake = async {
             let stream = super::tls::ClientStream::connect(tcp, tls, host)
                 .await
-                .map_err(|e| e.to_string())?;
-            let mut request = url
-                .to_string()
-                .into_client_request()
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| anyhow::anyhow!(
+                    "the TLS handshake with the coordinator at {url} failed ({e}); check --ca (and --cert, --key)"
+                ))?;
+            let mut request = url.to_string().into_client_request()?;
             let bearer = http::HeaderValue::from_str(&format!("Bearer {token}"))
-                .map_err(|_| "the token is not a valid header value".to_owned())?;
+                .map_err(|_| anyhow::anyhow!("the token is not a valid header value"))?;
             request
                 .headers_mut()
                 .insert(http::header::AUTHORIZATION, bearer);
             match tokio_tungstenite::client_async(request, stream).await {
                 Ok((ws, _)) => Ok(ws),
-                Err(tungstenite::Error::Http(r)) if r.status() == 401 => Err("401".to_owned()),
-                Err(e) => Err(e.to_string()),
+                Err(tungstenite::Error::Http(r)) if r.status() == 401 => bail!(
+                    "the coordinator at {url} refused the token in {} (HTTP 401); give this agent the \
+                     coordinator's token file",
+                    token_file.display()
+                ),
+                Err(tungstenite::Error::Http(r)) => bail!(
+                    "{url} answered the agent's upgrade with HTTP {}; is it a leakbench coordinator?",
+                    r.status()
+                ),
+                Err(e) => bail!(
+                    "the websocket upgrade to the coordinator at {url} failed ({e}); with mutual TLS, \
+                     check --cert and --key"
+                ),
             }
         };
-        let left = deadline.saturating_duration_since(Instant::now());
-        let last = match tokio::time::timeout(left.max(Duration::from_millis(1)), attempt).await {
-            Ok(Ok(ws)) => return Ok(ws),
-            Ok(Err(e)) if e == "401" => bail!(
-                "the coordinator at {url} refused the token in {} (HTTP 401); give this agent the \
-                 coordinator's token file",
-                token_file.display()
+        return match tokio::time::timeout(HANDSHAKE_WITHIN, handshake).await {
+            Ok(result) => result,
+            Err(_) => bail!(
+                "the coordinator at {url} accepted the connection but did not finish the upgrade within {HANDSHAKE_WITHIN:?}"
             ),
-            Ok(Err(e)) => e,
-            Err(_) => "no answer".to_owned(),
         };
-        if Instant::now() + RETRY_EVERY >= deadline {
-            bail!(
-                "cannot reach the coordinator at {url} within {} ({last}); start `leakbench run \
-                 --agents N --listen ...` there, or raise --connect-timeout",
-                humantime::format_duration(within)
-            );
-        }
-        tokio::time::sleep(RETRY_EVERY).await;
     }
 }
 
@@ -414,8 +440,9 @@ impl Agent {
                             || r.live.stop.load(Ordering::Relaxed);
                         if !r.holding && all_started {
                             r.holding = true;
-                            eprintln!("{}: cycle {}: {started} session(s) started, holding", self.me, r.cycle);
+                            // Said to the coordinator first, then to the log.
                             send_json(&mut ws, &FromAgent::Holding { cycle: r.cycle }).await?;
+                            eprintln!("{}: cycle {}: {started} session(s) started, holding", self.me, r.cycle);
                         }
                     }
                 }

@@ -845,6 +845,9 @@ where
                     },
                     Some(Ok(Message::Close(_))) | None => return "connection closed".to_owned(),
                     Some(Ok(_)) => {}
+                    Some(Err(tungstenite::Error::Protocol(
+                        tungstenite::error::ProtocolError::ResetWithoutClosingHandshake,
+                    ))) => return "connection reset".to_owned(),
                     Some(Err(e)) => return format!("connection failed: {e}"),
                 }
             }

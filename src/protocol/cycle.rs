@@ -121,7 +121,8 @@ impl Session<'_> {
         }
         RunError::Aborted {
             reason: format!(
-                "{what}: the run cannot tell sessions it left half-open from a leak, and never                  goes on with fewer agents (that changes the sessions per cycle); run it again"
+                "{what}: the run cannot tell sessions it left half-open from a leak, and never \
+                 goes on with fewer agents (that changes the sessions per cycle); run it again"
             ),
         }
         .into()

@@ -280,6 +280,22 @@ pub fn runtime_keeps(name: &str, goroutine_peak: f64) -> f64 {
 /// its growth under load (and more than its band) follows time.
 const TIME_SHARE: f64 = 0.25;
 
+/// A bounded pass: the finding records what the curve retains (and the
+/// rate it filled at, when one is known); the reason says "bounded: ".
+fn bounded(
+    finding: &mut Finding,
+    bound: f64,
+    per_session: Option<f64>,
+    why: String,
+) -> (Verdict, String) {
+    finding.kind = FindingKind::Bounded;
+    finding.bound = Some(bound);
+    if let Some(r) = per_session {
+        finding.per_session = r;
+    }
+    (Verdict::Pass, format!("bounded: {why}"))
+}
+
 /// Judges one signal's retention curve; `sessions` is the scenario's
 /// sessions per cycle (for `per_cycle`).
 pub fn judge(series: &Series, sessions: u32) -> SignalVerdict {
@@ -361,14 +377,13 @@ pub fn judge(series: &Series, sessions: u32) -> SignalVerdict {
             rate: r,
             filled_by,
         } => {
-            finding.kind = FindingKind::Bounded;
-            finding.bound = Some(bound);
             finding.filled_by = Some(filled_by);
-            finding.per_session = r;
-            (
-                Verdict::Pass,
+            bounded(
+                &mut finding,
+                bound,
+                Some(r),
                 format!(
-                    "bounded: grew {} a session over the first ~{filled_by} sessions, then flat to {n}; retains at most {}",
+                    "grew {} a session over the first ~{filled_by} sessions, then flat to {n}; retains at most {}",
                     rate(r),
                     fmt(bound)
                 ),
@@ -378,13 +393,13 @@ pub fn judge(series: &Series, sessions: u32) -> SignalVerdict {
             // Flat over the latest half of every session allowed:
             // any rate still hidden there is below what the run
             // can see.
-            finding.kind = FindingKind::Bounded;
-            finding.bound = Some(growth);
             let limit = band / (n as f64 / 2.0).max(1.0);
-            (
-                Verdict::Pass,
+            bounded(
+                &mut finding,
+                growth,
+                None,
                 format!(
-                    "bounded: rose {} over {n} sessions, none of it over the latest half (under {} a session, the most this run can see)",
+                    "rose {} over {n} sessions, none of it over the latest half (under {} a session, the most this run can see)",
                     signed(growth, unit),
                     rate(limit)
                 ),
@@ -393,13 +408,12 @@ pub fn judge(series: &Series, sessions: u32) -> SignalVerdict {
         Shape::Bending { early, late }
             if shape.drifting() && matches!(stop, Stop::Sessions { .. }) =>
         {
-            finding.kind = FindingKind::Bounded;
-            finding.bound = Some(growth);
-            finding.per_session = early;
-            (
-                Verdict::Pass,
+            bounded(
+                &mut finding,
+                growth,
+                Some(early),
                 format!(
-                    "bounded: grew {} a session, then bent flat to a drift of {} a session (under {:.0}% of that) over the latest half of {n} sessions; retains about {}",
+                    "grew {} a session, then bent flat to a drift of {} a session (under {:.0}% of that) over the latest half of {n} sessions; retains about {}",
                     rate(early),
                     rate(late),
                     curve::DRIFT_SHARE * 100.0,

@@ -461,11 +461,21 @@ pub fn run_scenario_text(scenario: &str) -> Outcome {
 /// Runs `leakbench run SCENARIO --out OUT`, killing it after
 /// [`RUN_DEADLINE`].
 pub fn run_leakbench(scenario: &Path, out: &Path) -> Outcome {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_leakbench"))
-        .arg("run")
-        .arg(scenario)
-        .arg("--out")
-        .arg(out)
+    let mut cmd = Command::new(leakbench());
+    cmd.arg("run").arg(scenario).arg("--out").arg(out);
+    run_command(cmd, out)
+}
+
+/// The leakbench binary under test.
+pub fn leakbench() -> &'static str {
+    env!("CARGO_BIN_EXE_leakbench")
+}
+
+/// Runs `cmd` (a `leakbench run ... --out OUT`, perhaps wrapped, e.g. by
+/// `ip netns exec`), killing it after [`RUN_DEADLINE`], and reads back its
+/// report from `out`.
+pub fn run_command(mut cmd: Command, out: &Path) -> Outcome {
+    let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -625,11 +635,15 @@ pub struct Live {
 impl Live {
     /// Starts `leakbench run SCENARIO --out OUT`.
     pub fn start(scenario: &Path, out: &Path) -> Live {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_leakbench"))
-            .arg("run")
-            .arg(scenario)
-            .arg("--out")
-            .arg(out)
+        let mut cmd = Command::new(leakbench());
+        cmd.arg("run").arg(scenario).arg("--out").arg(out);
+        Live::spawn(cmd, out)
+    }
+
+    /// Starts `cmd`, a `leakbench run ... --out OUT` perhaps wrapped (e.g.
+    /// by `ip netns exec`).
+    pub fn spawn(mut cmd: Command, out: &Path) -> Live {
+        let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -56,7 +56,11 @@ pub fn execute(args: AgentArgs) -> Result<ExitCode> {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("creating the agent's output folder {}", dir.display()))?;
     }
-    let runtime = crate::commands::runtime()?;
+    crate::alloc::configure();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the load runtime")?;
     let load = runtime.handle().clone();
     let control = std::thread::Builder::new()
         .name("leakbench-agent".to_owned())

@@ -21,6 +21,7 @@ use std::time::Duration;
 use http::Uri;
 use serde::Deserialize;
 
+mod headers_serde;
 mod load;
 mod raw;
 mod secrets;
@@ -348,7 +349,7 @@ pub struct Load {
     /// Extra request headers: on the websocket upgrade, or on every HTTP
     /// request. Values may come from `${VAR}`; Authorization, Cookie and
     /// Proxy-Authorization values are secrets.
-    #[serde(with = "crate::fleet::wire::headers")]
+    #[serde(with = "headers_serde")]
     pub headers: Vec<(http::HeaderName, http::HeaderValue)>,
     /// Bound on each expect step, request and connection attempt.
     pub step_timeout: Duration,

@@ -31,7 +31,11 @@ struct Proc {
 
 impl Proc {
     fn start(what: &str, args: &[&std::ffi::OsStr]) -> Proc {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_leakbench"))
+        Proc::start_program(what, env!("CARGO_BIN_EXE_leakbench"), args)
+    }
+
+    fn start_program(what: &str, program: &str, args: &[&std::ffi::OsStr]) -> Proc {
+        let mut child = Command::new(program)
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -550,4 +554,34 @@ fn a_heavy_share_keeps_its_heartbeat() {
     let l = &report["phases"][0]["load"];
     assert_eq!(l["started"].as_u64(), Some(6000), "{stderr}");
     assert_ne!(code, Some(EXIT_ERROR), "{stderr}");
+}
+
+#[test]
+fn a_share_too_big_for_an_agent_is_an_error_naming_it() {
+    common::go_targets();
+    let run = Run::new();
+    let scenario = Case::ws("chathub")
+        .toml(common::free_port())
+        .replace("sessions = 200", "sessions = 400\nconcurrency = 400");
+    let mut coordinator = run.coordinator(&scenario, 1, &[]);
+    coordinator.wait_for("waiting up to");
+    // 200 descriptors, 100 kept back: 100 sessions fit, the share is 400.
+    let url = format!("ws://{}", run.listen);
+    let agent_cmd = format!(
+        "ulimit -n 200 && exec {} agent --coordinator {url} --token-file {}",
+        env!("CARGO_BIN_EXE_leakbench"),
+        run.token.display()
+    );
+    let mut agent = Proc::start_program("agent 0", "sh", &["-c".as_ref(), agent_cmd.as_ref()]);
+    let (code, stderr) = coordinator.finish(Duration::from_secs(30));
+    assert_eq!(code, Some(EXIT_ERROR), "{stderr}");
+    assert!(
+        stderr.contains("agent 0")
+            && stderr.contains("400 sessions at once, but at most 100 fit")
+            && stderr.contains("ulimit -n 200")
+            && stderr.contains("add agents"),
+        "{stderr}"
+    );
+    let (code, stderr) = agent.finish(Duration::from_secs(20));
+    assert_eq!(code, Some(EXIT_ERROR), "{stderr}");
 }

@@ -308,12 +308,19 @@ fn prepare(
     agent_allows(&target.url, &args.allow_remote)?;
     let mut l = job.load.clone();
     l.concurrency = concurrency;
-    let pre = load::preflight(&target, &l).map_err(|e| {
-        format!(
-            "its share of the concurrency ({concurrency} sessions at once) does not fit here: {e}"
-        )
-    })?;
-    Ok((target, pre))
+    if let Ok(pre) = load::preflight(&target, &l) {
+        return Ok((target, pre));
+    }
+    // What this machine allows, asked with one session so that the answer
+    // is the limit itself rather than a refusal in load.concurrency's terms.
+    l.concurrency = 1;
+    let pre = load::preflight(&target, &l)?;
+    Err(format!(
+        "its share of load.concurrency is {concurrency} sessions at once, but at most {} fit \
+             on this agent (limited by {}); add agents (--agents and one more `leakbench agent`) \
+             or raise this agent's limit (ulimit -n, or more --source addresses)",
+        pre.fits, pre.limited_by
+    ))
 }
 
 /// A joined agent.

@@ -585,3 +585,41 @@ fn a_share_too_big_for_an_agent_is_an_error_naming_it() {
     let (code, stderr) = agent.finish(Duration::from_secs(20));
     assert_eq!(code, Some(EXIT_ERROR), "{stderr}");
 }
+
+#[test]
+fn an_agent_gone_silent_while_holding_ends_inconclusive() {
+    // SIGSTOP freezes the agent with its sockets open, as a cut link does:
+    // no close, just silence. The coordinator's pings go unanswered.
+    common::go_targets();
+    let _one_at_a_time = common::serial();
+    let run = Run::new();
+    let mut coordinator = run.coordinator(&holding_scenario("20s", 40), 2, &[]);
+    coordinator.wait_for("waiting up to");
+    let mut a0 = run.agent(0, &run.token);
+    let mut a1 = run.agent(1, &run.token);
+    a0.wait_for("cycle 2: 20 session(s) started, holding");
+    let stopped = Instant::now();
+    // SAFETY: signalling a child this test started.
+    unsafe { libc::kill(a0.pid() as i32, libc::SIGSTOP) };
+    let (code, stderr) = coordinator.finish(Duration::from_secs(60));
+    assert_eq!(code, Some(EXIT_INCONCLUSIVE), "{stderr}");
+    // 5 s of silence, abort, one settle (at most 5 s), goodbye.
+    assert!(stopped.elapsed() < Duration::from_secs(20), "{stderr}");
+    let first = run.report()["reasons"][0]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        first.contains("agent 0") && first.contains("no answer to pings for 5 s"),
+        "{first}"
+    );
+    assert!(first.contains("while holding in cycle 1/2"), "{first}");
+    let (code1, err1) = a1.finish(Duration::from_secs(20));
+    assert_eq!(code1, Some(0), "{err1}");
+    // Woken, the frozen agent finds its coordinator gone and exits non-zero.
+    // SAFETY: as above.
+    unsafe { libc::kill(a0.pid() as i32, libc::SIGCONT) };
+    let (code0, err0) = a0.finish(Duration::from_secs(20));
+    assert_eq!(code0, Some(EXIT_ERROR), "{err0}");
+    assert!(err0.contains("every session was closed"), "{err0}");
+}

@@ -21,7 +21,8 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::{self, Message, client::IntoClientRequest};
 
-use super::coordinator::{next_json, send_json, share_load};
+use super::coordinator::share_load;
+use super::listener::{next_json, send_json};
 use super::share::Share;
 use super::wire::{FromAgent, FromCoordinator, Job, PATH, ShareReport};
 use super::{AgentArgs, SILENT_FOR, agent_allows, read_token};

@@ -4,7 +4,8 @@
 //!
 //! - [`wire`]: the control channel's JSON messages;
 //! - [`share`]: how a cycle splits over the agents;
-//! - [`coordinator`]: the listener, the barriers and the merge;
+//! - [`coordinator`]: the barriers, the faults and the merge;
+//! - `listener`: the coordinator's websocket listener and connections;
 //! - [`agent`]: the `leakbench agent` process;
 //! - [`tls`]: optional mutual TLS for the control channel.
 //!
@@ -12,6 +13,7 @@
 
 pub mod agent;
 pub mod coordinator;
+mod listener;
 pub mod share;
 pub mod tls;
 pub mod wire;

@@ -7,7 +7,8 @@
 //! `secrets.headers`, each with its credential part on its own (`Bearer
 //! <token>` also hides a bare `<token>`); the userinfo of `target.url` and
 //! `target.pprof`; the values of query parameters listed in `secrets.query`;
-//! and the values of the environment variables listed in `secrets.env`.
+//! the values of the environment variables listed in `secrets.env`; and a
+//! fleet's control-channel token (`--token-file`).
 //!
 //! Redaction is by value, not by place, so a secret is hidden wherever it
 //! turns up: a progress line, an error from the load engine, a URL in a
@@ -57,6 +58,12 @@ impl Redactor {
             r.add(value);
         }
         r
+    }
+
+    /// Adds the fleet's control-channel bearer token, alone and as the
+    /// `Bearer <token>` header value it travels in.
+    pub fn add_token(&mut self, token: &str) {
+        self.add_header_value(&format!("Bearer {token}"));
     }
 
     /// Adds one secret value (and its encoded forms).
@@ -216,6 +223,16 @@ mod tests {
     fn scenario(extra: &str, url: &str) -> Scenario {
         let text = format!("[target]\nurl = \"{url}\"\n[load]\nsessions = 1\n{extra}");
         Scenario::parse(&text, Path::new("/tmp/redact.toml")).unwrap()
+    }
+
+    #[test]
+    fn the_fleet_token_is_hidden_bare_and_as_a_header() {
+        let mut r = Redactor::default();
+        r.add_token("c2VjcmV0LXRva2Vu+/=");
+        assert_eq!(
+            r.redact("Authorization: Bearer c2VjcmV0LXRva2Vu+/= and c2VjcmV0LXRva2Vu%2B%2F%3D"),
+            "Authorization: *** and ***"
+        );
     }
 
     #[test]

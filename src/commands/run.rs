@@ -23,16 +23,17 @@ pub fn execute(
     allow_remote: Vec<String>,
     fleet: CoordinatorArgs,
 ) -> Result<ExitCode> {
-    if fleet.agents.is_some() {
-        anyhow::bail!("--agents is not built yet");
-    }
+    let fleet = fleet.config()?;
     // The only place remote hosts can be allowed: the scenario is checked
     // against this consent, and the run pins what its names resolve to.
     let policy = Policy::from_flags(&allow_remote)?;
     let scenario = Scenario::load_with(&path, &policy)?;
     // Everything printed or written below goes through this.
-    let redactor = Redactor::from_scenario(&scenario);
-    let options = RunOptions { out, quiet };
+    let mut redactor = Redactor::from_scenario(&scenario);
+    if let Some(f) = &fleet {
+        redactor.add_token(&f.token);
+    }
+    let options = RunOptions { out, quiet, fleet };
     let runtime = super::runtime()?;
     let outcome = runtime
         .block_on(protocol::run(&scenario, &options))

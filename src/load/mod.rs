@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 use crate::scenario::{HttpConnection, Load, Rate, Step, Target, Transport as Wire};
@@ -34,6 +34,7 @@ mod template;
 mod ws;
 
 pub use limits::{Preflight, preflight, raise_open_file_limit};
+pub use stats::Latencies;
 
 #[cfg(test)]
 mod tests;
@@ -50,7 +51,7 @@ use template::Vars;
 const SHARDS_PER_CORE: usize = 4;
 
 /// Latency percentiles of one kind of operation in one cycle, in microseconds.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct LatencySummary {
     /// Operations measured.
     pub count: u64,
@@ -66,8 +67,8 @@ pub struct LatencySummary {
     pub max_us: u64,
 }
 
-/// What one cycle of load did.
-#[derive(Debug, Clone, Default, Serialize)]
+/// What one cycle of load did (also a fleet agent's report of its share).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct CycleLoad {
     /// Sessions started.
     pub started: u64,
@@ -141,22 +142,43 @@ impl Live {
 /// [`run_cycle`], counting sessions into `live` as they go.
 pub async fn run_cycle_observed(target: &Target, load: &Load, live: &Arc<Live>) -> CycleLoad {
     let start = Instant::now();
-    let stats = match prepare(target, load).await {
+    let stats = run_stats(target, load, 0, live).await;
+    let cycle = stats.into_cycle(start.elapsed());
+    crate::alloc::give_back();
+    cycle
+}
+
+/// One load agent's share of a fleet's cycle: [`run_cycle_observed`] with
+/// sessions numbered from `first` (so `{{session}}` stays unique across the
+/// fleet), returning the latency histograms too, for the coordinator to add
+/// to the other agents'.
+pub async fn run_share(
+    target: &Target,
+    load: &Load,
+    first: u64,
+    live: &Arc<Live>,
+) -> (CycleLoad, stats::Latencies) {
+    let start = Instant::now();
+    let stats = run_stats(target, load, first, live).await;
+    let parts = stats.into_parts(start.elapsed());
+    crate::alloc::give_back();
+    parts
+}
+
+async fn run_stats(target: &Target, load: &Load, first: u64, live: &Arc<Live>) -> Stats {
+    match prepare(target, load).await {
         Ok(plan) => match target.transport {
             Wire::WebSocket => match ws::Ws::new(target, load) {
-                Ok(ws) => run_shards(ws, plan, load, live).await,
+                Ok(ws) => run_shards(ws, plan, load, first, live).await,
                 Err(message) => all_failed(load, Stage::Handshake, message),
             },
             Wire::Http => match http::Http::new(target, load) {
-                Ok(http) => run_shards(http, plan, load, live).await,
+                Ok(http) => run_shards(http, plan, load, first, live).await,
                 Err(message) => all_failed(load, Stage::Handshake, message),
             },
         },
         Err(message) => all_failed(load, Stage::Connect, message),
-    };
-    let cycle = stats.into_cycle(start.elapsed());
-    crate::alloc::give_back();
-    cycle
+    }
 }
 
 /// The address sessions connect to (pinned at run start, or resolved once
@@ -269,6 +291,9 @@ struct Cycle<T> {
     transport: T,
     plan: SessionPlan,
     sessions: u64,
+    /// The number of this cycle's first session (non-zero for a fleet
+    /// agent's share); `next` counts from zero regardless, for pacing.
+    first: u64,
     next: AtomicU64,
     /// When the cycle started (the origin of intended start times).
     start: Instant,
@@ -324,6 +349,7 @@ async fn run_shards<T: Transport>(
     transport: T,
     plan: SessionPlan,
     load: &Load,
+    first: u64,
     live: &Arc<Live>,
 ) -> Stats {
     let concurrency = load.concurrency.max(1) as usize;
@@ -336,6 +362,7 @@ async fn run_shards<T: Transport>(
         transport,
         plan,
         sessions: u64::from(load.sessions),
+        first,
         next: AtomicU64::new(0),
         start,
         rate: load.rate,
@@ -373,7 +400,7 @@ async fn run_shard<T: Transport>(cycle: Arc<Cycle<T>>, slots: usize, longest: Du
                 match cycle.claim(Instant::now()) {
                     Claim::Run(n, intended) => {
                         let session = Session {
-                            vars: Vars::new(n),
+                            vars: Vars::new(cycle.first + n),
                             intended,
                         };
                         let (cycle, rec) = (&cycle, &rec);

@@ -1,5 +1,6 @@
 //! Per-session values in messages, headers, bodies and URLs: `{{session}}`
-//! (the session's number in its cycle, from 0) and `{{token}}` (16 random
+//! (the session's number in its cycle, from 0, or from a fleet agent's
+//! first session) and `{{token}}` (16 random
 //! hex digits, fixed for the session). Text is split once per cycle; text
 //! without placeholders is shared, never copied per session.
 
@@ -12,7 +13,8 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 /// The per-session values.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Vars {
-    /// The session's number in its cycle, from 0.
+    /// The session's number in its cycle, from 0 (from its share's first
+    /// session on a fleet agent).
     pub(crate) session: u64,
     /// The session's random token.
     pub(crate) token: u64,

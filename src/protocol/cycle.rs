@@ -1,16 +1,22 @@
 //! One cycle of load, driven from the protocol: the probe's connections
 //! closed first, live session counts while it runs, the load stopped (and
 //! the run aborted, inconclusive) once too many of its sessions fail, and
-//! an error (not a verdict) when no session reached the target.
+//! an error (not a verdict) when no session reached the target. The
+//! sessions run here or, with `--agents N`, on the fleet's load agents; a
+//! fleet agent's fault ends the run inconclusive after one settle.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Result, bail};
 
+use super::escalate::CYCLE_SETTLE_CAP;
 use super::{RunError, Session};
+use crate::fleet::Fleet;
+use crate::fleet::coordinator::Fault;
 use crate::load::{self, CycleLoad};
-use crate::scenario::ABORT_MIN_STARTED;
+use crate::scenario::{ABORT_MIN_STARTED, Load, Target};
+use crate::settle::Goal;
 
 /// A stop time that never comes (Instant + Duration::MAX would overflow).
 const FAR: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -52,38 +58,45 @@ impl Session<'_> {
         let mut spec = self.scenario.load.clone();
         spec.sessions = sessions;
         spec.concurrency = spec.concurrency.min(sessions);
-        let running = load::run_cycle_observed(&self.scenario.target, &spec, &live);
-        tokio::pin!(running);
-        let mut tick = tokio::time::interval(LIVE_REFRESH);
-        let mut watch = tokio::time::interval(ABORT_WATCH);
         let abort_ratio = self.scenario.load.abort_failure_ratio;
         // (started, failed) when the failure ratio stopped the load.
         let mut tripped: Option<(u64, u64)> = None;
-        let stop_at = stop_at.unwrap_or_else(|| tokio::time::Instant::now() + FAR);
-        let stopping = tokio::time::sleep_until(stop_at);
-        tokio::pin!(stopping);
-        let l = loop {
-            tokio::select! {
-                l = &mut running => break l,
-                _ = &mut stopping, if !live.stop.load(std::sync::atomic::Ordering::Relaxed) => {
-                    live.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-                }
-                _ = watch.tick(), if tripped.is_none() => {
-                    let (started, _, failed) = live.counts();
-                    if abort_tripped(started, failed, abort_ratio) {
+        // A block, so the running cycle's borrow of the fleet ends with it.
+        let outcome = {
+            let running = Driver::of(&mut self.fleet).run(&self.scenario.target, &spec, &live);
+            tokio::pin!(running);
+            let mut tick = tokio::time::interval(LIVE_REFRESH);
+            let mut watch = tokio::time::interval(ABORT_WATCH);
+            let stop_at = stop_at.unwrap_or_else(|| tokio::time::Instant::now() + FAR);
+            let stopping = tokio::time::sleep_until(stop_at);
+            tokio::pin!(stopping);
+            loop {
+                tokio::select! {
+                    l = &mut running => break l,
+                    _ = &mut stopping, if !live.stop.load(std::sync::atomic::Ordering::Relaxed) => {
                         live.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-                        tripped = Some((started, failed));
+                    }
+                    _ = watch.tick(), if tripped.is_none() => {
+                        let (started, _, failed) = live.counts();
+                        if abort_tripped(started, failed, abort_ratio) {
+                            live.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                            tripped = Some((started, failed));
+                        }
+                    }
+                    _ = tick.tick() => {
+                        let (started, completed, failed) = live.counts();
+                        let open = started.saturating_sub(completed + failed);
+                        self.progress.phase(
+                            &self.phase_name,
+                            format!("{started}/{sessions} sessions started, {open} open, {completed} done, {failed} failed"),
+                        );
                     }
                 }
-                _ = tick.tick() => {
-                    let (started, completed, failed) = live.counts();
-                    let open = started.saturating_sub(completed + failed);
-                    self.progress.phase(
-                        &self.phase_name,
-                        format!("{started}/{sessions} sessions started, {open} open, {completed} done, {failed} failed"),
-                    );
-                }
             }
+        };
+        let l = match outcome {
+            Ok(l) => l,
+            Err(fault) => return Err(self.fleet_fault(fault).await),
         };
         self.check_alive()?;
         let failures = if l.failed > 0 {
@@ -112,6 +125,72 @@ impl Session<'_> {
             .into());
         }
         Ok(l)
+    }
+
+    /// An agent failed mid-cycle: every agent drops its sessions, the
+    /// target gets one settle to come back, and the run ends inconclusive
+    /// (an error before the baseline: nothing was measured yet).
+    async fn fleet_fault(&mut self, fault: Fault) -> anyhow::Error {
+        let what = fault.describe(&self.phase_name);
+        self.progress.line(format!("{what}: aborting every agent"));
+        if let Some(fleet) = self.fleet.as_mut() {
+            fleet.abort(&what).await;
+        }
+        let Some(base) = self.baseline.clone() else {
+            return anyhow::anyhow!(
+                "{what}; a run needs every agent from the first cycle to the last: start it again"
+            );
+        };
+        self.phase_name = format!("{} (aborted)", self.phase_name);
+        let goal = Goal {
+            baseline: Some(&base),
+            quiet: None,
+            steady: true,
+            timeout: self.scenario.settle.timeout.min(CYCLE_SETTLE_CAP),
+        };
+        let tolerance = self.tolerance.clone().unwrap_or_default();
+        if let Err(e) = self.settle(goal, &tolerance).await {
+            self.progress
+                .line(format!("the settle after the abort failed: {e:#}"));
+        }
+        RunError::Aborted {
+            reason: format!(
+                "{what}: the run cannot tell sessions it left half-open from a leak, and never \
+                 goes on with fewer agents (that changes the sessions per cycle); run it again"
+            ),
+        }
+        .into()
+    }
+}
+
+/// Where a cycle's sessions run: here, or on the fleet's agents.
+enum Driver<'a> {
+    /// This process opens every session.
+    Local,
+    /// The load agents each open their share.
+    Fleet(&'a mut Fleet),
+}
+
+impl<'a> Driver<'a> {
+    fn of(fleet: &'a mut Option<Fleet>) -> Driver<'a> {
+        match fleet {
+            Some(f) => Driver::Fleet(f),
+            None => Driver::Local,
+        }
+    }
+
+    /// Runs one cycle of `spec` (the cycle's sessions and concurrency),
+    /// counting into `live`; a fleet cycle may end in an agent's fault.
+    async fn run(
+        self,
+        target: &Target,
+        spec: &Load,
+        live: &Arc<load::Live>,
+    ) -> Result<CycleLoad, Fault> {
+        match self {
+            Driver::Local => Ok(load::run_cycle_observed(target, spec, live).await),
+            Driver::Fleet(fleet) => fleet.cycle(spec, live).await,
+        }
     }
 }
 

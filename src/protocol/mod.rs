@@ -48,6 +48,8 @@ pub struct RunOptions {
     pub out: Option<PathBuf>,
     /// No progress lines.
     pub quiet: bool,
+    /// Run each cycle's sessions on load agents (`--agents N`) instead of here.
+    pub fleet: Option<crate::fleet::CoordinatorConfig>,
 }
 
 /// A run that stopped for a reason that is not a verdict.
@@ -81,6 +83,16 @@ pub enum RunError {
     },
 }
 
+impl RunError {
+    /// The reason of an [`RunError::Aborted`] error, if `e` is one.
+    fn aborted(e: &anyhow::Error) -> Option<&str> {
+        match e.downcast_ref::<RunError>() {
+            Some(RunError::Aborted { reason }) => Some(reason),
+            _ => None,
+        }
+    }
+}
+
 /// What a run produced: always a report, plus the error that cut it short.
 pub struct Outcome {
     /// The report, partial unless `status` is complete; its
@@ -101,31 +113,39 @@ pub async fn run(scenario: &Scenario, options: &RunOptions) -> Result<Outcome> {
     let mut pinned = scenario.clone();
     pinned.pin().await.map_err(anyhow::Error::msg)?;
     let scenario = &pinned;
-    let progress = Progress::new(
-        Mode::detect(options.quiet),
-        start,
-        Redactor::from_scenario(scenario),
-    );
+    let mut redactor = Redactor::from_scenario(scenario);
+    if let Some(fleet) = &options.fleet {
+        redactor.add_token(&fleet.token);
+    }
+    let progress = Progress::new(Mode::detect(options.quiet), start, redactor);
     let mut signals = Signals::new();
     if let Some(out) = &options.out {
         std::fs::create_dir_all(out)
             .with_context(|| format!("creating output folder {}", out.display()))?;
     }
-    // Before the target starts (it inherits the raised descriptor limit) and
-    // before any load: does the concurrency fit this machine at all?
     if let Some(remote) = remote_access(scenario) {
         progress.line(format!(
             "remote hosts allowed (--allow-remote): {}",
             remote.line()
         ));
     }
-    let pre = load::preflight(&scenario.target, &scenario.load).map_err(anyhow::Error::msg)?;
-    progress.line(format!(
-        "preflight: up to {} sessions fit at once (limited by {}), {} source address(es)",
-        pre.fits,
-        pre.limited_by,
-        pre.sources.len().max(1)
-    ));
+    let fleet = match &options.fleet {
+        // The agents preflight their own shares when they join.
+        Some(config) => Some(gather_fleet(scenario, config, &progress).await?),
+        None => {
+            // Before the target starts (it inherits the raised descriptor
+            // limit) and before any load: does the concurrency fit here?
+            let pre =
+                load::preflight(&scenario.target, &scenario.load).map_err(anyhow::Error::msg)?;
+            progress.line(format!(
+                "preflight: up to {} sessions fit at once (limited by {}), {} source address(es)",
+                pre.fits,
+                pre.limited_by,
+                pre.sources.len().max(1)
+            ));
+            None
+        }
+    };
     let mut launched = match &scenario.target.command {
         Some(argv) => {
             let log_dir = options.out.clone().unwrap_or_else(|| {
@@ -163,16 +183,13 @@ pub async fn run(scenario: &Scenario, options: &RunOptions) -> Result<Outcome> {
         signals: Vec::new(),
         notes: Vec::new(),
         aborted: None,
+        fleet,
     };
     let (status, error) = tokio::select! {
         result = session.drive() => match result {
             Ok(()) => (Status::Complete, None),
             Err(e) => {
-                let aborted = match e.downcast_ref::<RunError>() {
-                    Some(RunError::Aborted { reason }) => Some(reason.clone()),
-                    _ => None,
-                };
-                match aborted {
+                match RunError::aborted(&e).map(str::to_owned) {
                     Some(reason) => {
                         session.progress.line(format!("stopped: {reason}"));
                         session.aborted = Some(reason);
@@ -203,6 +220,9 @@ pub async fn run(scenario: &Scenario, options: &RunOptions) -> Result<Outcome> {
     };
     // Whatever happened, no connection of ours stays open and the target stops.
     session.sources.close();
+    if let Some(fleet) = session.fleet.take() {
+        fleet.finish().await;
+    }
     let mut report = session.finish(status, error.as_ref());
     if let Some(out) = &options.out {
         let progress = &session.progress;
@@ -247,6 +267,31 @@ fn remote_access(scenario: &Scenario) -> Option<RemoteAccess> {
     })
 }
 
+/// Starts the fleet's listener and waits for every agent (exit 2 when they
+/// do not all come within the timeout).
+async fn gather_fleet(
+    scenario: &Scenario,
+    config: &crate::fleet::CoordinatorConfig,
+    progress: &Progress,
+) -> Result<crate::fleet::Fleet> {
+    let job = crate::fleet::wire::Job {
+        name: scenario.name.clone(),
+        target: crate::fleet::wire::JobTarget::of(&scenario.target),
+        load: scenario.load.clone(),
+    };
+    let mut fleet = crate::fleet::Fleet::listen(config.clone(), job)?;
+    progress.line(format!(
+        "fleet: waiting up to {} for {} agent(s) on {}",
+        humantime::format_duration(config.agent_timeout),
+        config.agents,
+        fleet.local
+    ));
+    fleet
+        .gather(|line| progress.line(format!("fleet: {line}")))
+        .await?;
+    Ok(fleet)
+}
+
 /// One run in progress: what it was given and what it measured so far.
 struct Session<'a> {
     scenario: &'a Scenario,
@@ -275,6 +320,8 @@ struct Session<'a> {
     notes: Vec<String>,
     /// Why the run was stopped on purpose ([`RunError::Aborted`]).
     aborted: Option<String>,
+    /// The load agents running each cycle's sessions, when there are any.
+    fleet: Option<crate::fleet::Fleet>,
 }
 
 impl Session<'_> {

@@ -21,6 +21,7 @@ use std::time::Duration;
 use http::Uri;
 use serde::Deserialize;
 
+mod headers_serde;
 mod load;
 mod raw;
 mod secrets;
@@ -197,7 +198,7 @@ pub struct Target {
 }
 
 /// TLS settings for wss and https targets.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Tls {
     /// PEM file of the CA (or the self-signed certificate) to trust. No
     /// system roots are loaded, so a TLS target needs this or `insecure`.
@@ -210,7 +211,7 @@ pub struct Tls {
 }
 
 /// The wire protocol of a session, from the URL scheme.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Transport {
     /// `ws://` or `wss://`
     WebSocket,
@@ -237,7 +238,7 @@ pub enum CloseMode {
 pub const PLACEHOLDERS: [&str; 2] = ["{{session}}", "{{token}}"];
 
 /// One thing a websocket session does after its handshake.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Step {
     /// Send a text message; placeholders are filled per session.
     Send {
@@ -280,7 +281,7 @@ pub enum Step {
 }
 
 /// What an `expect` step waits for.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Matcher {
     /// The message contains this text (placeholders filled per session).
     Contains(String),
@@ -300,7 +301,7 @@ pub enum HttpConnection {
 }
 
 /// The HTTP side of a session.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct HttpLoad {
     /// Requests per session.
     pub requests: u32,
@@ -315,7 +316,7 @@ pub struct HttpLoad {
 }
 
 /// A request body.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Body {
     /// Inline text, with placeholders.
     Text(String),
@@ -324,7 +325,7 @@ pub enum Body {
 }
 
 /// Arrival pacing (open model).
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Rate {
     /// Sessions started per second once ramped up.
     pub per_second: f64,
@@ -332,8 +333,9 @@ pub struct Rate {
     pub ramp: Duration,
 }
 
-/// The load of one cycle, and how many cycles.
-#[derive(Debug, Clone)]
+/// The load of one cycle, and how many cycles. Serialized only to ship a
+/// validated load to fleet agents (`crate::fleet`).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Load {
     /// Sessions opened per cycle.
     pub sessions: u32,
@@ -367,6 +369,7 @@ pub struct Load {
     /// Extra request headers: on the websocket upgrade, or on every HTTP
     /// request. Values may come from `${VAR}`; Authorization, Cookie and
     /// Proxy-Authorization values are secrets.
+    #[serde(with = "headers_serde")]
     pub headers: Vec<(http::HeaderName, http::HeaderValue)>,
     /// Bound on each expect step, request and connection attempt.
     pub step_timeout: Duration,

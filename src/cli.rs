@@ -51,6 +51,10 @@ enum Command {
     Validate {
         /// The scenario file (TOML).
         scenario: PathBuf,
+        /// Accept this non-loopback host, IP address or CIDR, as `run
+        /// --allow-remote` would (repeatable); nothing is resolved.
+        #[arg(long = "allow-remote", value_name = "HOST|CIDR")]
+        allow_remote: Vec<String>,
     },
     /// Write a commented starter scenario (to stdout, or to a file with -o).
     Init {
@@ -108,8 +112,11 @@ pub fn execute(cli: Cli) -> Result<ExitCode> {
         } => run::execute(scenario, out, quiet, allow_remote, fleet),
         Command::Agent(args) => crate::fleet::agent::execute(args),
         Command::Kube(args) => kube::execute(&args),
-        Command::Validate { scenario } => {
-            validate::execute(&scenario)?;
+        Command::Validate {
+            scenario,
+            allow_remote,
+        } => {
+            validate::execute(&scenario, &allow_remote)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Init { kind, out, force } => {

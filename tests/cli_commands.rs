@@ -1,5 +1,5 @@
 //! The helper subcommands through the real binary: `init` output that
-//! `validate` accepts, `diff` on the captured fixtures (gzip or not) and on
+//! `validate` accepts, `validate --allow-remote` as `run` takes it, `diff` on the captured fixtures (gzip or not) and on
 //! a live target's URL, and `snapshot` of a real Go target (ctxleak, which
 //! leaks one `main.watchDeadline` goroutine per request) before and after
 //! load, compared with `diff`.
@@ -50,6 +50,33 @@ fn first_site(text: &str) -> &str {
         .nth(2)
         .and_then(|l| l.split_whitespace().last())
         .unwrap_or_else(|| panic!("no site row in:\n{text}"))
+}
+
+#[test]
+fn validate_takes_the_same_consent_as_run() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("staging.toml");
+    std::fs::write(
+        &path,
+        "[target]\nurl = \"ws://198.18.0.7:8080/ws\"\npprof = \"http://198.18.0.7:8080/debug/pprof\"\n\
+         [load]\nsessions = 10\n",
+    )
+    .expect("scenario");
+    let file = path.to_str().expect("utf-8 path");
+    let refused = leakbench(&["validate", file]);
+    assert_eq!(refused.status.code(), Some(common::EXIT_ERROR));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("add `--allow-remote 198.18.0.7` to the command line"),
+        "{stderr}"
+    );
+    let shown = ok(&["validate", file, "--allow-remote", "198.18.0.0/24"]);
+    assert!(
+        shown.contains("valid") && shown.contains("198.18.0.7"),
+        "{shown}"
+    );
+    let never = leakbench(&["validate", file, "--allow-remote", "169.254.169.254"]);
+    assert_eq!(never.status.code(), Some(common::EXIT_ERROR));
 }
 
 #[test]

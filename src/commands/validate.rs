@@ -6,11 +6,14 @@ use std::path::Path;
 use anyhow::Result;
 
 use crate::redact::Redactor;
+use crate::remote::Policy;
 use crate::scenario::Scenario;
 
-/// Validates the scenario at `path` and prints its plan.
-pub fn execute(path: &Path) -> Result<()> {
-    let s = Scenario::load(path)?;
+/// Validates the scenario at `path`, with the remote hosts `allow_remote`
+/// allows, and prints its plan.
+pub fn execute(path: &Path, allow_remote: &[String]) -> Result<()> {
+    let policy = Policy::from_flags(allow_remote)?;
+    let s = Scenario::load_with(path, &policy)?;
     let redactor = Redactor::from_scenario(&s);
     println!("{}: valid", path.display());
     let target = format!("  target   {} ({:?})", s.target.url, s.target.transport);

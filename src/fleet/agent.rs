@@ -182,7 +182,7 @@ async fn connect(
         };
         let _ = tcp.set_nodelay(true);
         let handshake = async {
-            let stream = super::tls::ClientStream::connect(tcp, tls, host)
+            let stream = super::tls::connect(tcp, tls, host)
                 .await
                 .map_err(|e| anyhow::anyhow!(
                     "the TLS handshake with the coordinator at {url} failed ({e}); check --ca (and --cert, --key)"

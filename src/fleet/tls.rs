@@ -7,14 +7,11 @@
 
 use std::io;
 use std::path::Path;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use anyhow::{Context as _, Result, bail};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
 use super::{AgentArgs, CoordinatorArgs};
@@ -149,70 +146,24 @@ impl ClientTls {
     }
 }
 
-/// The agent's connection to its coordinator, with or without TLS.
-pub enum ClientStream {
-    /// ws://
-    Plain(TcpStream),
-    /// wss://
-    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
-}
+/// The agent's connection to its coordinator, with or without TLS: the
+/// same stream the load engine's sessions use.
+pub(crate) type ClientStream = crate::load::Stream;
 
-impl ClientStream {
-    /// Runs the TLS handshake when `tls` is set; `host` is the name the
-    /// coordinator's certificate must carry.
-    pub async fn connect(
-        tcp: TcpStream,
-        tls: &Option<ClientTls>,
-        host: &str,
-    ) -> io::Result<ClientStream> {
-        match tls {
-            None => Ok(ClientStream::Plain(tcp)),
-            Some(t) => {
-                let name = ServerName::try_from(host.to_owned())
-                    .map_err(|e| io::Error::other(format!("TLS server name `{host}`: {e}")))?;
-                let stream = t.connector.connect(name, tcp).await?;
-                Ok(ClientStream::Tls(Box::new(stream)))
-            }
-        }
-    }
-}
-
-impl AsyncRead for ClientStream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            ClientStream::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            ClientStream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
-        }
-    }
-}
-
-impl AsyncWrite for ClientStream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            ClientStream::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            ClientStream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            ClientStream::Plain(s) => Pin::new(s).poll_flush(cx),
-            ClientStream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
-        }
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            ClientStream::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            ClientStream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+/// Runs the TLS handshake when `tls` is set; `host` is the name the
+/// coordinator's certificate must carry.
+pub(crate) async fn connect(
+    tcp: TcpStream,
+    tls: &Option<ClientTls>,
+    host: &str,
+) -> io::Result<ClientStream> {
+    match tls {
+        None => Ok(ClientStream::Plain(tcp)),
+        Some(t) => {
+            let name = ServerName::try_from(host.to_owned())
+                .map_err(|e| io::Error::other(format!("TLS server name `{host}`: {e}")))?;
+            let stream = t.connector.connect(name, tcp).await?;
+            Ok(ClientStream::Tls(Box::new(stream)))
         }
     }
 }

@@ -34,6 +34,7 @@ mod template;
 mod ws;
 
 pub use limits::{Preflight, preflight, raise_open_file_limit};
+pub(crate) use net::Stream;
 pub use stats::Latencies;
 
 #[cfg(test)]

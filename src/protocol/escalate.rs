@@ -205,13 +205,13 @@ impl Session<'_> {
 
     /// How many more sessions fit before a growing descriptor count
     /// reaches [`FD_LIMIT_SHARE`] of the target's open-file limit, with the
-    /// limit; `None` when descriptors are not among `open` or the limit is
-    /// unknown.
+    /// limit (from /proc/PID/limits, or a metrics page's `process_max_fds`);
+    /// `None` when descriptors are not among `open` or the limit is unknown.
     fn fd_room(&self, base: &Reading, open: &[String]) -> Option<(u64, u64)> {
         if !open.iter().any(|n| n == name::FDS) {
             return None;
         }
-        let limit = open_file_limit(self.launched_pid()?)?;
+        let limit = self.sources.open_file_limit()?;
         let points = self.curves.points(name::FDS, base, &self.measured);
         let rate = curve::slope(&points)?.rate;
         let now = points.last()?.value;
@@ -221,13 +221,6 @@ impl Session<'_> {
             return None;
         }
         Some((limit, (left.max(0.0) / rate) as u64))
-    }
-
-    fn launched_pid(&self) -> Option<u32> {
-        self.launched
-            .as_deref()
-            .map(|t| t.pid)
-            .or(self.scenario.target.pid)
     }
 
     /// While a deciding curve still rises (or is undecided), waits with no
@@ -326,11 +319,4 @@ impl Session<'_> {
         let settled = self.settle(goal, bands).await?;
         Ok(settled.last)
     }
-}
-
-/// A process's soft open-file limit, from /proc/PID/limits.
-fn open_file_limit(pid: u32) -> Option<u64> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/limits")).ok()?;
-    let line = text.lines().find(|l| l.starts_with("Max open files"))?;
-    line.split_whitespace().nth(3)?.parse().ok()
 }

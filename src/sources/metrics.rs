@@ -33,6 +33,7 @@ pub(super) fn open(setup: &Setup<'_>) -> Option<Box<dyn Source>> {
     Some(Box::new(Metrics {
         probe: setup.probe(url),
         custom: scenario.signals.clone(),
+        max_fds: None,
     }))
 }
 
@@ -40,6 +41,8 @@ pub(super) fn open(setup: &Setup<'_>) -> Option<Box<dyn Source>> {
 struct Metrics {
     probe: Probe,
     custom: Vec<SignalDef>,
+    /// `process_max_fds` as last read: the target's open-file limit.
+    max_fds: Option<u64>,
 }
 
 /// Fills `r` from the series of one page: standard names where no better
@@ -64,6 +67,16 @@ fn insert_series(series: &[Series], custom: &[SignalDef], r: &mut Reading) {
     }
 }
 
+/// The target's open-file limit from the standard `process_max_fds`, so
+/// that escalation stops short of it for a target whose /proc is not read.
+fn max_fds(series: &[Series]) -> Option<u64> {
+    let limit = Selector {
+        name: "process_max_fds".to_owned(),
+        labels: BTreeMap::new(),
+    };
+    limit.value(series).filter(|v| *v >= 1.0).map(|v| v as u64)
+}
+
 /// A user signal's spec: its unit, its threshold or the unit's floor.
 fn user_spec(def: &SignalDef, f: &Floors) -> SignalSpec {
     let unit = def.unit;
@@ -77,6 +90,10 @@ fn user_spec(def: &SignalDef, f: &Floors) -> SignalSpec {
 impl Source for Metrics {
     fn kind(&self) -> SourceKind {
         SourceKind::Metrics
+    }
+
+    fn open_file_limit(&self) -> Option<u64> {
+        self.max_fds
     }
 
     fn describe(&self) -> Option<String> {
@@ -115,6 +132,7 @@ impl Source for Metrics {
                 message: format!("not a Prometheus text exposition ({e})"),
             })?;
             insert_series(&series, &self.custom, r);
+            self.max_fds = max_fds(&series).or(self.max_fds);
             Ok(())
         })
     }
@@ -127,6 +145,14 @@ impl Source for Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_open_file_limit_comes_from_process_max_fds() {
+        let page = prom::parse("process_open_fds 40\nprocess_max_fds 20000.0\n").unwrap();
+        assert_eq!(max_fds(&page), Some(20_000));
+        let none = prom::parse("process_open_fds 40\n").unwrap();
+        assert_eq!(max_fds(&none), None);
+    }
 
     const PAGE: &str = "# TYPE go_goroutines gauge\ngo_goroutines 12\nprocess_open_fds 40\n\
                         go_memstats_heap_alloc_bytes 1e6\napp_sessions{kind=\"ws\"} 3\n\

@@ -214,6 +214,11 @@ pub trait Source: Send + Sync {
         None
     }
 
+    /// The target's open-file limit, when this source knows it.
+    fn open_file_limit(&self) -> Option<u64> {
+        None
+    }
+
     /// The profiles the last [`Depth::Snapshot`] read kept, for attribution.
     fn take_profiles(&mut self) -> Option<Snapshot> {
         None
@@ -300,6 +305,12 @@ impl Sources {
     /// The target's heap profile sampling rate, once pprof was read.
     pub fn heap_profile_rate(&self) -> Option<u64> {
         self.list.iter().find_map(|s| s.heap_profile_rate())
+    }
+
+    /// The target's open-file limit: from /proc/PID/limits, else from the
+    /// metrics page's `process_max_fds` as last read.
+    pub fn open_file_limit(&self) -> Option<u64> {
+        self.list.iter().find_map(|s| s.open_file_limit())
     }
 
     /// Whether the heap can be measured after forced GCs.

@@ -25,6 +25,12 @@ impl Source for Proc {
         SourceKind::Proc
     }
 
+    fn open_file_limit(&self) -> Option<u64> {
+        let text = std::fs::read_to_string(format!("/proc/{}/limits", self.pid)).ok()?;
+        let line = text.lines().find(|l| l.starts_with("Max open files"))?;
+        line.split_whitespace().nth(3)?.parse().ok()
+    }
+
     fn describe(&self) -> Option<String> {
         Some(format!("/proc/{}", self.pid))
     }

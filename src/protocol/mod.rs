@@ -461,6 +461,25 @@ impl Session<'_> {
         let settled = self.settle(goal, &tolerance).await?;
         let measured = self.sources.measure().await;
         let reading = self.source_result(measured).await?;
+        // A deciding signal the baseline had and this reading lacks (a
+        // metrics page that stopped exporting it, as one of a target out of
+        // descriptors does) cannot be read as zero: that would be "back".
+        let missing = self
+            .specs
+            .iter()
+            .find(|x| x.decides && base.contains_key(&x.name) && !reading.contains_key(&x.name));
+        if let Some(spec) = missing {
+            return Err(RunError::Aborted {
+                reason: format!(
+                    "{} was missing from the target's reading after {} ({} stopped reporting \
+                     it; a target out of descriptors or memory may): its curve cannot go on",
+                    spec.name,
+                    self.phase_name,
+                    self.sources.describe()
+                ),
+            }
+            .into());
+        }
         self.progress.line(format!(
             "{}: settled ({:?}) in {:.1} s: {}",
             self.phase_name,

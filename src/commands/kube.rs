@@ -144,7 +144,9 @@ pub fn plan(args: &KubeArgs) -> Result<Plan> {
         );
     }
     let token = match &args.token_file {
-        Some(path) => read_token(path)?,
+        // The agents' own check, so that kube never embeds a token they refuse.
+        Some(path) => crate::fleet::read_token(path)
+            .with_context(|| format!("--token-file {}", path.display()))?,
         None => random_token()?,
     };
     let policy = Policy::from_flags(&args.allow_remote).map_err(anyhow::Error::msg)?;
@@ -184,33 +186,6 @@ fn dns_label(flag: &str, value: &str, max: usize) -> Result<()> {
         );
     }
     Ok(())
-}
-
-/// The token in `path`, trimmed; the value itself is never put in an error.
-fn read_token(path: &Path) -> Result<String> {
-    let text = std::fs::read_to_string(path).with_context(|| {
-        format!(
-            "reading --token-file {}; give a file holding the token, or leave the flag out \
-             to generate one",
-            path.display()
-        )
-    })?;
-    let token = text.trim();
-    if token.is_empty() {
-        bail!(
-            "--token-file {} is empty; write a token into it (e.g. openssl rand -hex 32 > {0}) \
-             or leave the flag out to generate one",
-            path.display()
-        );
-    }
-    if token.chars().any(|c| c.is_control() || c.is_whitespace()) {
-        bail!(
-            "--token-file {}: the token must be one line without spaces (it is sent in an \
-             Authorization header)",
-            path.display()
-        );
-    }
-    Ok(token.to_owned())
 }
 
 /// 256 bits from the operating system, as hex: long enough that guessing

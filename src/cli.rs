@@ -1,8 +1,10 @@
 //! Command line: `leakbench run SCENARIO`, `agent`, `kube SCENARIO`,
-//! `validate SCENARIO`, `init`, `diff BASE AFTER`, `snapshot PPROF_URL`.
+//! `validate SCENARIO`, `compare BEFORE AFTER`, `init`, `diff BASE AFTER`,
+//! `snapshot PPROF_URL`, `completions SHELL`, `man`.
 //!
 //! Exit codes: 0 pass, 1 leak, 2 error (bad scenario, unreachable target,
 //! target died), 3 inconclusive. A leak is a verdict, never an error.
+//! `run --bisect` speaks `git bisect run`'s codes instead (see [`bisect`]).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -10,12 +12,12 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
-use crate::commands::{diff, init, kube, run, runtime, snapshot, validate};
+use crate::commands::{compare, diff, docs, init, kube, run, runtime, snapshot, validate};
 
 /// Leak verdicts under load: open sessions against a service, close them,
 /// let it settle, and judge whether goroutines and memory came back.
 #[derive(Debug, Parser)]
-#[command(version, about, long_about = None)]
+#[command(name = "leakbench", version, about, long_about = None)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -38,6 +40,10 @@ enum Command {
         /// address or CIDR (repeatable). Only the command line can allow it.
         #[arg(long = "allow-remote", value_name = "HOST|CIDR")]
         allow_remote: Vec<String>,
+        /// Exit as `git bisect run` reads it: 0 pass, 1 leak, 125 (skip this
+        /// commit) for inconclusive or an error, with the reason on stderr.
+        #[arg(long)]
+        bisect: bool,
         #[command(flatten)]
         fleet: crate::fleet::CoordinatorArgs,
     },
@@ -56,6 +62,10 @@ enum Command {
         #[arg(long = "allow-remote", value_name = "HOST|CIDR")]
         allow_remote: Vec<String>,
     },
+    /// Compare two runs' report.json (files or --out folders), signal by
+    /// signal: exit 1 when AFTER leaks where BEFORE did not, or retains more
+    /// per session or a bigger bound than the tolerance allows.
+    Compare(compare::CompareArgs),
     /// Write a commented starter scenario (to stdout, or to a file with -o).
     Init {
         /// The kind of service.
@@ -98,6 +108,80 @@ enum Command {
         #[arg(long)]
         pid: Option<u32>,
     },
+    /// Print a shell completion script for leakbench (e.g. `leakbench
+    /// completions bash > /etc/bash_completion.d/leakbench`).
+    Completions {
+        /// The shell to complete in.
+        shell: clap_complete::Shell,
+    },
+    /// Print leakbench's man page (roff), or write one page per subcommand
+    /// into a folder with --out.
+    Man {
+        /// Write leakbench.1 and leakbench-SUBCOMMAND.1 here instead.
+        #[arg(short, long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
+}
+
+/// `run --bisect`: the outcome in `git bisect run`'s terms. Git reads 0 as
+/// good, 125 as "cannot test this commit", any other code from 1 to 127 as
+/// bad, and anything above 127 as a reason to stop bisecting.
+pub mod bisect {
+    use crate::exit;
+
+    /// Exit code for "this commit cannot be tested".
+    pub const SKIP: u8 = 125;
+
+    /// Maps leakbench's exit code to git's, with the line to print on
+    /// stderr when the commit is skipped. A pass is good and a leak is bad;
+    /// an inconclusive run or an error says nothing about the commit, so
+    /// git skips it; an interrupted run stays 130 and ends the bisection.
+    pub fn code(leakbench: u8, why: &str) -> (u8, Option<String>) {
+        let what = match leakbench {
+            exit::PASS | exit::LEAK | exit::INTERRUPTED => return (leakbench, None),
+            exit::INCONCLUSIVE => "the verdict is inconclusive",
+            _ => "the run failed",
+        };
+        let why = if why.is_empty() {
+            String::new()
+        } else {
+            format!(": {why}")
+        };
+        (
+            SKIP,
+            Some(format!(
+                "leakbench: bisect: skipping this commit (exit {SKIP}), {what}{why}"
+            )),
+        )
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn pass_is_good_leak_is_bad_and_the_rest_is_skipped_with_a_reason() {
+            assert_eq!(code(exit::PASS, ""), (0, None));
+            assert_eq!(code(exit::LEAK, "heap grew"), (1, None));
+            assert_eq!(code(exit::INTERRUPTED, ""), (130, None));
+            let (c, line) = code(exit::INCONCLUSIVE, "goroutines still rising");
+            assert_eq!(c, 125);
+            let line = line.unwrap();
+            assert!(
+                line.contains("inconclusive: goroutines still rising"),
+                "{line}"
+            );
+            let (c, line) = code(exit::ERROR, "connection refused");
+            assert_eq!(c, 125);
+            assert!(line.unwrap().contains("failed: connection refused"));
+        }
+    }
+}
+
+/// Whether the raw arguments ask for `run --bisect`, for errors met before
+/// (or while) the command line is parsed: those must be skips too.
+pub fn wants_bisect(args: &[std::ffi::OsString]) -> bool {
+    args.get(1).is_some_and(|a| a == "run") && args.iter().any(|a| a == "--bisect")
 }
 
 /// Runs the parsed command and returns the process exit code.
@@ -108,8 +192,21 @@ pub fn execute(cli: Cli) -> Result<ExitCode> {
             out,
             quiet,
             allow_remote,
+            bisect,
             fleet,
-        } => run::execute(scenario, out, quiet, allow_remote, fleet),
+        } => {
+            let ran = run::execute(scenario, out, quiet, allow_remote, bisect, fleet);
+            match ran {
+                Err(e) if bisect => {
+                    let why = crate::exit::error_line(&e);
+                    eprintln!("leakbench: error: {why}");
+                    let (code, line) = bisect::code(crate::exit::ERROR, &why);
+                    eprintln!("{}", line.unwrap_or_default());
+                    Ok(ExitCode::from(code))
+                }
+                ran => ran,
+            }
+        }
         Command::Agent(args) => crate::fleet::agent::execute(args),
         Command::Kube(args) => kube::execute(&args),
         Command::Validate {
@@ -139,6 +236,15 @@ pub fn execute(cli: Cli) -> Result<ExitCode> {
             pid,
         } => {
             runtime()?.block_on(snapshot::execute(&pprof, &out, settle, pid))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Compare(args) => compare::execute(&args),
+        Command::Completions { shell } => {
+            docs::completions(<Cli as clap::CommandFactory>::command(), shell)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man { out } => {
+            docs::man(<Cli as clap::CommandFactory>::command(), out.as_deref())?;
             Ok(ExitCode::SUCCESS)
         }
     }

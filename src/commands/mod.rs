@@ -1,9 +1,12 @@
 //! The subcommands, one module each: [`run`] (a scenario to its verdict),
 //! [`validate`] (a scenario checked, nothing connected), [`diff`] (two
 //! profiles in, what grew out), [`snapshot`] (one settled measurement of a
-//! running target), [`init`] (a starter scenario).
+//! running target), [`init`] (a starter scenario), [`compare`] (two runs'
+//! reports, release against release), [`docs`] (completions and man pages).
 
+pub mod compare;
 pub mod diff;
+pub mod docs;
 pub mod init;
 pub mod kube;
 pub mod run;

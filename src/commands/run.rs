@@ -1,11 +1,13 @@
 //! `leakbench run SCENARIO`: validate the scenario, run the protocol, print
-//! the summary and write the reports. The exit code is the report's.
+//! the summary and write the reports. The exit code is the report's, or
+//! with `--bisect` git bisect's reading of it.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
 
+use crate::cli::bisect;
 use crate::exit::error_line;
 use crate::fleet::CoordinatorArgs;
 use crate::output;
@@ -21,6 +23,7 @@ pub fn execute(
     out: Option<PathBuf>,
     quiet: bool,
     allow_remote: Vec<String>,
+    bisect: bool,
     fleet: CoordinatorArgs,
 ) -> Result<ExitCode> {
     let fleet = fleet.config()?;
@@ -50,11 +53,31 @@ pub fn execute(
             );
         }
     }
-    if let Some(e) = &outcome.error {
-        eprintln!("leakbench: error: {}", redactor.redact(&error_line(e)));
+    let error = outcome
+        .error
+        .as_ref()
+        .map(|e| redactor.redact(&error_line(e)).into_owned());
+    if let Some(e) = &error {
+        eprintln!("leakbench: error: {e}");
     }
     // The runtime may hold a blocked stdin reader or a signal task; do not
     // wait for them.
     runtime.shutdown_background();
-    Ok(ExitCode::from(report.exit_code()))
+    let code = report.exit_code();
+    if !bisect {
+        return Ok(ExitCode::from(code));
+    }
+    let why = error
+        .or_else(|| {
+            report
+                .reasons
+                .first()
+                .map(|r| redactor.redact(r).into_owned())
+        })
+        .unwrap_or_default();
+    let (code, skipped) = bisect::code(code, &why);
+    if let Some(line) = skipped {
+        eprintln!("{line}");
+    }
+    Ok(ExitCode::from(code))
 }

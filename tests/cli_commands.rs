@@ -2,7 +2,8 @@
 //! `validate` accepts, `validate --allow-remote` as `run` takes it, `diff` on the captured fixtures (gzip or not) and on
 //! a live target's URL, and `snapshot` of a real Go target (ctxleak, which
 //! leaks one `main.watchDeadline` goroutine per request) before and after
-//! load, compared with `diff`.
+//! load, compared with `diff`; completion scripts that a real bash
+//! completes with, and man pages.
 
 mod common;
 
@@ -77,6 +78,83 @@ fn validate_takes_the_same_consent_as_run() {
     );
     let never = leakbench(&["validate", file, "--allow-remote", "169.254.169.254"]);
     assert_eq!(never.status.code(), Some(common::EXIT_ERROR));
+}
+
+/// What bash's completion offers for `words` (the last one being typed),
+/// with the script `leakbench completions bash` printed loaded. Bash calls
+/// a completion function with the command, the word being completed and
+/// the word before it, and reads back COMPREPLY.
+fn bash_completes(script: &Path, words: &[&str]) -> Vec<String> {
+    let quoted: Vec<String> = words.iter().map(|w| format!("'{w}'")).collect();
+    let n = words.len();
+    let program = format!(
+        "source '{}'; COMP_WORDS=({}); COMP_CWORD={}; _leakbench leakbench {} {}; \
+         printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+        script.display(),
+        quoted.join(" "),
+        n - 1,
+        quoted[n - 1],
+        quoted[n - 2],
+    );
+    let out = Command::new("bash")
+        .args(["--norc", "--noprofile", "-c", &program])
+        .output()
+        .expect("run bash");
+    assert!(
+        out.status.success(),
+        "{program}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn completions_complete_subcommands_and_flags_in_a_real_bash() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("leakbench.bash");
+    std::fs::write(&script, ok(&["completions", "bash"])).unwrap();
+    assert_eq!(
+        bash_completes(&script, &["leakbench", "comp"]),
+        ["compare", "completions"]
+    );
+    let flags = bash_completes(&script, &["leakbench", "run", "--b"]);
+    assert_eq!(flags, ["--bisect"]);
+    let flags = bash_completes(&script, &["leakbench", "compare", "--t"]);
+    assert_eq!(flags, ["--tolerance"]);
+    for shell in ["zsh", "fish", "elvish", "powershell"] {
+        let text = ok(&["completions", shell]);
+        assert!(
+            text.contains("compare") && text.contains("bisect") && text.contains("tolerance"),
+            "{shell}:\n{text}"
+        );
+    }
+    let out = leakbench(&["completions", "tcsh"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("possible values: bash"));
+}
+
+#[test]
+fn man_pages_cover_every_subcommand() {
+    let page = ok(&["man"]);
+    assert!(page.contains(".TH leakbench 1"), "{page}");
+    for sub in ["run", "compare", "diff", "agent", "kube", "completions"] {
+        assert!(
+            page.contains(&format!("leakbench\\-{sub}")),
+            "{sub} in\n{page}"
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let pages = dir.path().join("man1");
+    ok(&["man", "--out", pages.to_str().unwrap()]);
+    let run = std::fs::read_to_string(pages.join("leakbench-run.1")).unwrap();
+    assert!(run.contains(".TH leakbench-run 1"), "{run}");
+    assert!(run.contains("\\-\\-bisect"), "{run}");
+    let compare = std::fs::read_to_string(pages.join("leakbench-compare.1")).unwrap();
+    assert!(compare.contains("\\-\\-tolerance"), "{compare}");
+    assert!(compare.contains("[default: 25]"), "{compare}");
 }
 
 #[test]

@@ -155,6 +155,37 @@ fn man_pages_cover_every_subcommand() {
     let compare = std::fs::read_to_string(pages.join("leakbench-compare.1")).unwrap();
     assert!(compare.contains("\\-\\-tolerance"), "{compare}");
     assert!(compare.contains("[default: 25]"), "{compare}");
+    // Every page renders in groff (groff-base, from .ci/install) without a
+    // warning, and the run page says what its exit codes mean.
+    let mut names: Vec<_> = std::fs::read_dir(&pages)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    names.sort();
+    assert_eq!(names.len(), 11, "{names:?}");
+    for page in &names {
+        let out = Command::new("groff")
+            .args(["-man", "-Tascii", "-P-cbou", "-ww"])
+            .arg(page)
+            .output()
+            .expect("groff (Debian's groff-base; bash .ci/install installs it)");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() && stderr.is_empty(),
+            "{}: {stderr}",
+            page.display()
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("EXIT STATUS"), "{}:\n{text}", page.display());
+        if page.ends_with("leakbench-run.1") {
+            let words = text.split_whitespace().collect::<Vec<_>>().join(" ");
+            assert!(
+                words.contains("run --bisect, as git bisect run reads them"),
+                "{text}"
+            );
+            assert!(words.contains("125 (skip this commit)"), "{text}");
+        }
+    }
 }
 
 #[test]

@@ -4,10 +4,10 @@
 //! step and leakbench at each commit it picks, must name that third commit.
 //!
 //! The other tests check the skip side of the mapping on real runs: a target
-//! that exits at once, a command line leakbench cannot use, and a service
-//! whose refused requests leave the verdict inconclusive all exit 125, with a
-//! line on stderr saying why, so that git skips the commit instead of calling
-//! it bad.
+//! that exits at once, a command line leakbench cannot use, a missing
+//! scenario and a service whose refused requests leave the verdict
+//! inconclusive all exit 125, with a line on stderr saying why, so that git
+//! skips the commit instead of calling it bad.
 
 mod common;
 
@@ -96,7 +96,8 @@ impl Scratch {
         self.dir.path().join("repo")
     }
 
-    /// `git ARGS` in the work tree, not yet run.
+    /// `program` in the work tree with the isolated git environment, not
+    /// yet run: git itself, or a shell that runs git.
     fn command(&self, program: &str) -> Command {
         let home = self.dir.path().join("home");
         let mut cmd = Command::new(program);

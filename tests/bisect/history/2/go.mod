@@ -1,0 +1,3 @@
+module example.com/sessiond
+
+go 1.21

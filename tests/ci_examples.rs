@@ -4,7 +4,7 @@
 //! - actionlint lints the GitHub Actions workflow and runs shellcheck on
 //!   its `run:` scripts. check-jsonschema checks the workflow against the
 //!   GitHub workflow schema and the GitLab file against GitLab's CI schema
-//!   (both schemas ship with it, so nothing is fetched).
+//!   (both schemas ship with it: one test runs it with no network at all).
 //! - Each linter is also shown broken copies it must reject. A linter that
 //!   checks nothing fails these tests.
 //! - Every leakbench command line in the examples and in docs/ci.md uses a
@@ -302,6 +302,29 @@ fn actionlint_rejects_broken_copies_of_the_workflow() {
 fn gitlab_job_matches_gitlabs_schema() {
     let (code, out) = gitlab_schema(&gitlab());
     assert_eq!(code, Some(0), "GitLab's CI schema rejects the file:\n{out}");
+}
+
+/// The GitLab schema ships inside check-jsonschema: with no network at all
+/// (a fresh network namespace, loopback down) it still passes the file and
+/// still rejects a broken copy, so the check never depends on a download.
+#[test]
+fn the_gitlab_schema_check_needs_no_network() {
+    let offline = Command::new("unshare")
+        .args(["--net", "true"])
+        .stdin(Stdio::null())
+        .output();
+    if !offline.is_ok_and(|o| o.status.success()) {
+        println!("skipped: `unshare --net` is not permitted for this user (it needs root)");
+        return;
+    }
+    let linter = check_jsonschema().display().to_string();
+    let args = ["--net", &linter, "--builtin-schema", "vendor.gitlab-ci"];
+    let (code, out) = lint(Path::new("unshare"), &args, "ci.yml", &gitlab());
+    assert_eq!(code, Some(0), "offline, the schema check fails:\n{out}");
+    let copy = broken(&gitlab(), "  after_script:", "  afterscript:");
+    let (code, out) = lint(Path::new("unshare"), &args, "ci.yml", &copy);
+    assert_eq!(code, Some(1), "offline, a broken copy passes:\n{out}");
+    assert!(out.contains("'afterscript' was unexpected"), "{out}");
 }
 
 #[test]

@@ -12,15 +12,13 @@
 mod common;
 
 use std::fmt::Write as _;
-use std::io::Read;
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
-use std::sync::mpsc::{self, Receiver};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{free_port, go_targets, leakbench, serial, toml_str};
+use common::{collect, drain, free_port, go_targets, leakbench, serial, toml_str};
 
 /// `git bisect run`'s "cannot test this commit".
 const EXIT_SKIP: i32 = 125;
@@ -254,23 +252,6 @@ fn run_bounded(mut cmd: Command, deadline: Duration) -> Ran {
         stderr,
         took: started.elapsed(),
     }
-}
-
-/// Reads a pipe to its end on a thread.
-fn drain(mut pipe: impl Read + Send + 'static) -> Receiver<String> {
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        let mut bytes = Vec::new();
-        let _ = pipe.read_to_end(&mut bytes);
-        let _ = tx.send(String::from_utf8_lossy(&bytes).into_owned());
-    });
-    rx
-}
-
-/// What a drained pipe held; bounded in case a leftover process kept it.
-fn collect(pipe: Receiver<String>) -> String {
-    pipe.recv_timeout(Duration::from_secs(10))
-        .unwrap_or_else(|_| "[bisect test: pipe still open 10 s after exit]".to_owned())
 }
 
 // ---- the bisection --------------------------------------------------------

@@ -503,7 +503,7 @@ pub fn run_command(mut cmd: Command, out: &Path) -> Outcome {
 }
 
 /// Reads a pipe to its end on a thread.
-fn drain(mut pipe: impl Read + Send + 'static) -> Receiver<String> {
+pub fn drain(mut pipe: impl Read + Send + 'static) -> Receiver<String> {
     let (tx, rx) = mpsc::channel();
     thread::spawn(move || {
         let mut bytes = Vec::new();
@@ -515,7 +515,7 @@ fn drain(mut pipe: impl Read + Send + 'static) -> Receiver<String> {
 
 /// What a drained pipe held. Bounded: a target that outlives leakbench and
 /// inherited its pipe would otherwise keep the test waiting for EOF forever.
-fn collect(pipe: Receiver<String>) -> String {
+pub fn collect(pipe: Receiver<String>) -> String {
     pipe.recv_timeout(Duration::from_secs(10))
         .unwrap_or_else(|_| "[e2e harness: pipe still open 10 s after leakbench exited]".to_owned())
 }

@@ -4,7 +4,8 @@
 //!
 //! Exit codes: 0 pass, 1 leak, 2 error (bad scenario, unreachable target,
 //! target died), 3 inconclusive. A leak is a verdict, never an error.
-//! `run --bisect` speaks `git bisect run`'s codes instead (see [`bisect`]).
+//! `run --bisect` speaks `git bisect run`'s codes instead (see
+//! [`exit::bisect`](crate::exit::bisect)).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -123,61 +124,6 @@ enum Command {
     },
 }
 
-/// `run --bisect`: the outcome in `git bisect run`'s terms. Git reads 0 as
-/// good, 125 as "cannot test this commit", any other code from 1 to 127 as
-/// bad, and anything above 127 as a reason to stop bisecting.
-pub mod bisect {
-    use crate::exit;
-
-    /// Exit code for "this commit cannot be tested".
-    pub const SKIP: u8 = 125;
-
-    /// Maps leakbench's exit code to git's, with the line to print on
-    /// stderr when the commit is skipped. A pass is good and a leak is bad;
-    /// an inconclusive run or an error says nothing about the commit, so
-    /// git skips it; an interrupted run stays 130 and ends the bisection.
-    pub fn code(leakbench: u8, why: &str) -> (u8, Option<String>) {
-        let what = match leakbench {
-            exit::PASS | exit::LEAK | exit::INTERRUPTED => return (leakbench, None),
-            exit::INCONCLUSIVE => "the verdict is inconclusive",
-            _ => "the run failed",
-        };
-        let why = if why.is_empty() {
-            String::new()
-        } else {
-            format!(": {why}")
-        };
-        (
-            SKIP,
-            Some(format!(
-                "leakbench: bisect: skipping this commit (exit {SKIP}), {what}{why}"
-            )),
-        )
-    }
-
-    #[cfg(test)]
-    mod tests {
-        use super::*;
-
-        #[test]
-        fn pass_is_good_leak_is_bad_and_the_rest_is_skipped_with_a_reason() {
-            assert_eq!(code(exit::PASS, ""), (0, None));
-            assert_eq!(code(exit::LEAK, "heap grew"), (1, None));
-            assert_eq!(code(exit::INTERRUPTED, ""), (130, None));
-            let (c, line) = code(exit::INCONCLUSIVE, "goroutines still rising");
-            assert_eq!(c, 125);
-            let line = line.unwrap();
-            assert!(
-                line.contains("inconclusive: goroutines still rising"),
-                "{line}"
-            );
-            let (c, line) = code(exit::ERROR, "connection refused");
-            assert_eq!(c, 125);
-            assert!(line.unwrap().contains("failed: connection refused"));
-        }
-    }
-}
-
 /// Whether the raw arguments ask for `run --bisect`, for errors met before
 /// (or while) the command line is parsed: those must be skips too.
 pub fn wants_bisect(args: &[std::ffi::OsString]) -> bool {
@@ -200,7 +146,7 @@ pub fn execute(cli: Cli) -> Result<ExitCode> {
                 Err(e) if bisect => {
                     let why = crate::exit::error_line(&e);
                     eprintln!("leakbench: error: {why}");
-                    let (code, line) = bisect::code(crate::exit::ERROR, &why);
+                    let (code, line) = crate::exit::bisect::code(crate::exit::ERROR, &why);
                     eprintln!("{}", line.unwrap_or_default());
                     Ok(ExitCode::from(code))
                 }

@@ -145,6 +145,16 @@ impl Shape {
 /// noise bands over it.
 const FLAT_EVIDENCE: f64 = 2.0;
 
+/// A flat stretch shows a bound only if it spans more than one part in this
+/// many of the sessions served: more than the last of three equal cycles.
+/// quarterleak in CI rose +183 heap objects in the first of three cycles,
+/// then +56 and +48 against a band of 50, and its last cycle read as flat.
+/// Escalation's doubling cycles give the latest half 0.4 to 0.5 of the
+/// sessions, and a last cycle cut short by the session budget often more
+/// than a third (ring: 7,000 of 20,000). A leak of less than a band over
+/// such a stretch is still missed.
+const MIN_FLAT_PARTS: f64 = 3.0;
+
 /// The latest half still rises "in proportion" while its rate is at least
 /// this share of the earlier half's.
 const PROPORTIONAL: f64 = 0.5;
@@ -194,6 +204,11 @@ pub fn shape(points: &[Point], band: f64) -> Shape {
             .iter()
             .map(|p| (p.value - base) / p.sessions.max(1) as f64)
             .fold(0.0, f64::max);
+        // Flat over too short a stretch proves nothing: a leak that adds
+        // less than the band over it looks flat too.
+        if late_span * MIN_FLAT_PARTS <= span {
+            return Shape::Unclear;
+        }
         if rise * late_span >= FLAT_EVIDENCE * band {
             let mut tail: Vec<f64> = points[pivot..].iter().map(|p| p.value - base).collect();
             tail.sort_by(f64::total_cmp);
@@ -404,13 +419,17 @@ mod tests {
     }
 
     #[test]
-    fn a_cache_filled_in_the_first_cycle_is_bounded_at_once() {
+    fn a_cache_filled_in_the_first_cycle_is_bounded_after_one_more() {
+        // Flat over the last of three cycles is a third of the sessions:
+        // too short to call (see MIN_FLAT_PARTS).
         let c = curve(&[200, 200, 200], &[1000.0, 5000.0, 5010.0, 5005.0]);
+        assert_eq!(shape(&c, 100.0), Shape::Unclear);
+        let c = curve(&doubling(200, 1), &[1000.0, 5000.0, 5010.0, 5005.0, 4995.0]);
         match shape(&c, 100.0) {
             Shape::Bounded {
                 bound, filled_by, ..
             } => {
-                assert_eq!(bound, 4007.5);
+                assert_eq!(bound, 4000.0);
                 assert_eq!(filled_by, 200);
             }
             other => panic!("{other:?}"),
@@ -424,5 +443,27 @@ mod tests {
         // Rose by 3 bands, then nothing: too little rise to read the flat.
         let c = curve(&[200, 200, 200], &[0.0, 15.0, 30.0, 31.0]);
         assert_eq!(shape(&c, 10.0), Shape::Unclear);
+    }
+
+    #[test]
+    fn a_leak_under_the_band_after_a_big_first_cycle_is_not_bounded_yet() {
+        // quarterleak in CI: heap objects 873 -> 1056 -> 1112 -> 1160, a
+        // band of 50, a quarter of an object a session after a first cycle
+        // that added 183. Flat over the last cycle only is not flat while
+        // the sessions doubled: more sessions decide.
+        let c = curve(&[200, 200, 200], &[873.0, 1056.0, 1112.0, 1160.0]);
+        assert_eq!(shape(&c, 50.0), Shape::Unclear);
+        // One doubling more and the leak shows through the band.
+        let c = curve(&doubling(200, 1), &[873.0, 1056.0, 1112.0, 1160.0, 1260.0]);
+        assert!(!shape(&c, 50.0).decided(), "{:?}", shape(&c, 50.0));
+        let c = curve(
+            &doubling(200, 3),
+            &[873.0, 1056.0, 1112.0, 1160.0, 1260.0, 1460.0, 1860.0],
+        );
+        assert!(
+            matches!(shape(&c, 50.0), Shape::Rising { .. }),
+            "{:?}",
+            shape(&c, 50.0)
+        );
     }
 }

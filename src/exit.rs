@@ -3,6 +3,7 @@
 //! Every part of leakbench that ends a process, and the tests that check
 //! how it ended, take their codes from here: 0 pass, 1 leak, 2 error,
 //! 3 inconclusive, 130 interrupted. A leak is a verdict, never an error.
+//! [`bisect`] maps them to `git bisect run`'s codes for `run --bisect`.
 
 /// No deciding signal grew: the target came back.
 pub const PASS: u8 = 0;
@@ -32,6 +33,61 @@ pub fn error_line(err: &anyhow::Error) -> String {
         line.push_str(text.trim());
     }
     line
+}
+
+/// `run --bisect`: the outcome in `git bisect run`'s terms. Git reads 0 as
+/// good, 125 as "cannot test this commit", any other code from 1 to 127 as
+/// bad, and anything above 127 as a reason to stop bisecting.
+pub mod bisect {
+    use crate::exit;
+
+    /// Exit code for "this commit cannot be tested".
+    pub const SKIP: u8 = 125;
+
+    /// Maps leakbench's exit code to git's, with the line to print on
+    /// stderr when the commit is skipped. A pass is good and a leak is bad;
+    /// an inconclusive run or an error says nothing about the commit, so
+    /// git skips it; an interrupted run stays 130 and ends the bisection.
+    pub fn code(leakbench: u8, why: &str) -> (u8, Option<String>) {
+        let what = match leakbench {
+            exit::PASS | exit::LEAK | exit::INTERRUPTED => return (leakbench, None),
+            exit::INCONCLUSIVE => "the verdict is inconclusive",
+            _ => "the run failed",
+        };
+        let why = if why.is_empty() {
+            String::new()
+        } else {
+            format!(": {why}")
+        };
+        (
+            SKIP,
+            Some(format!(
+                "leakbench: bisect: skipping this commit (exit {SKIP}), {what}{why}"
+            )),
+        )
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn pass_is_good_leak_is_bad_and_the_rest_is_skipped_with_a_reason() {
+            assert_eq!(code(exit::PASS, ""), (0, None));
+            assert_eq!(code(exit::LEAK, "heap grew"), (1, None));
+            assert_eq!(code(exit::INTERRUPTED, ""), (130, None));
+            let (c, line) = code(exit::INCONCLUSIVE, "goroutines still rising");
+            assert_eq!(c, 125);
+            let line = line.unwrap();
+            assert!(
+                line.contains("inconclusive: goroutines still rising"),
+                "{line}"
+            );
+            let (c, line) = code(exit::ERROR, "connection refused");
+            assert_eq!(c, 125);
+            assert!(line.unwrap().contains("failed: connection refused"));
+        }
+    }
 }
 
 #[cfg(test)]

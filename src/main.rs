@@ -13,7 +13,7 @@ fn main() -> ExitCode {
         Err(e) if leakbench::cli::wants_bisect(&args) && e.use_stderr() => {
             let _ = e.print();
             let (code, line) =
-                leakbench::cli::bisect::code(leakbench::exit::ERROR, "bad arguments");
+                leakbench::exit::bisect::code(leakbench::exit::ERROR, "bad arguments");
             eprintln!("{}", line.unwrap_or_default());
             return ExitCode::from(code);
         }

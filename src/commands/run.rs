@@ -7,8 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 
-use crate::cli::bisect;
-use crate::exit::error_line;
+use crate::exit::{bisect, error_line};
 use crate::fleet::CoordinatorArgs;
 use crate::output;
 use crate::protocol::{self, RunOptions};

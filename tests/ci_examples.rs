@@ -21,11 +21,9 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
-use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
 use regex::Regex;
@@ -37,10 +35,6 @@ const STEP_DEADLINE: Duration = Duration::from_secs(600);
 
 /// How often a running step is checked for having exited.
 const STEP_POLL: Duration = Duration::from_millis(50);
-
-/// How long a finished process's pipes may stay open (held by something it
-/// started) before the test stops waiting for the rest of its output.
-const PIPE_GRACE: Duration = Duration::from_secs(10);
 
 /// Longest a linter may take on one file.
 const LINT_DEADLINE: Duration = Duration::from_secs(120);
@@ -133,33 +127,12 @@ fn shellcheck() -> &'static Path {
 
 // ---- running things, bounded --------------------------------------------------
 
-/// Reads a pipe to its end on a thread, so that a child that prints more
-/// than a pipe holds never blocks on it.
-fn drain(mut pipe: impl Read + Send + 'static) -> Receiver<Vec<u8>> {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut bytes = Vec::new();
-        let _ = pipe.read_to_end(&mut bytes);
-        let _ = tx.send(bytes);
-    });
-    rx
-}
-
-/// What a drained pipe held, waiting at most [`PIPE_GRACE`] after the
-/// child exited: a process it left behind may still hold the pipe open.
-fn collect(pipe: Receiver<Vec<u8>>) -> String {
-    match pipe.recv_timeout(PIPE_GRACE) {
-        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
-        Err(_) => format!("[pipe still open {PIPE_GRACE:?} after the process exited]"),
-    }
-}
-
 /// Waits for `child` (started with piped stdout and stderr) for at most
 /// `deadline`, killing it and panicking with what it printed past that.
 /// Returns its exit code and its stdout followed by its stderr.
 fn wait_bounded(mut child: Child, deadline: Duration, what: &str) -> (Option<i32>, String) {
-    let stdout = drain(child.stdout.take().expect("piped stdout"));
-    let stderr = drain(child.stderr.take().expect("piped stderr"));
+    let stdout = common::drain(child.stdout.take().expect("piped stdout"));
+    let stderr = common::drain(child.stderr.take().expect("piped stderr"));
     let started = Instant::now();
     let status = loop {
         match child.try_wait().expect("wait for a child") {
@@ -169,15 +142,15 @@ fn wait_bounded(mut child: Child, deadline: Duration, what: &str) -> (Option<i32
                 let _ = child.wait();
                 panic!(
                     "{what}: still running after {deadline:?}, killed\n{}{}",
-                    collect(stdout),
-                    collect(stderr)
+                    common::collect(stdout),
+                    common::collect(stderr)
                 );
             }
             None => std::thread::sleep(STEP_POLL),
         }
     };
-    let mut text = collect(stdout);
-    text.push_str(&collect(stderr));
+    let mut text = common::collect(stdout);
+    text.push_str(&common::collect(stderr));
     (status.code(), text)
 }
 

@@ -140,19 +140,7 @@ pub fn execute(cli: Cli) -> Result<ExitCode> {
             allow_remote,
             bisect,
             fleet,
-        } => {
-            let ran = run::execute(scenario, out, quiet, allow_remote, bisect, fleet);
-            match ran {
-                Err(e) if bisect => {
-                    let why = crate::exit::error_line(&e);
-                    eprintln!("leakbench: error: {why}");
-                    let (code, line) = crate::exit::bisect::code(crate::exit::ERROR, &why);
-                    eprintln!("{}", line.unwrap_or_default());
-                    Ok(ExitCode::from(code))
-                }
-                ran => ran,
-            }
-        }
+        } => run::execute(scenario, out, quiet, allow_remote, bisect, fleet),
         Command::Agent(args) => crate::fleet::agent::execute(args),
         Command::Kube(args) => kube::execute(&args),
         Command::Validate {

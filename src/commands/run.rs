@@ -16,7 +16,9 @@ use crate::remote::Policy;
 use crate::report::{Render, text::Text};
 use crate::scenario::Scenario;
 
-/// Runs the scenario at `path`; `out` receives every report file.
+/// Runs the scenario at `path`; `out` receives every report file. With
+/// `bisect`, the outcome, errors before the run included, is given in
+/// `git bisect run`'s codes.
 pub fn execute(
     path: PathBuf,
     out: Option<PathBuf>,
@@ -25,6 +27,31 @@ pub fn execute(
     bisect: bool,
     fleet: CoordinatorArgs,
 ) -> Result<ExitCode> {
+    let ran = run(path, out, quiet, allow_remote, fleet);
+    if !bisect {
+        return ran.map(|(code, _)| ExitCode::from(code));
+    }
+    let (code, why) = ran.unwrap_or_else(|e| {
+        let why = error_line(&e);
+        eprintln!("leakbench: error: {why}");
+        (crate::exit::ERROR, why)
+    });
+    let (code, skipped) = bisect::code(code, &why);
+    if let Some(line) = skipped {
+        eprintln!("{line}");
+    }
+    Ok(ExitCode::from(code))
+}
+
+/// The run itself: its exit code, and why (the error that cut it short, or
+/// the report's first reason).
+fn run(
+    path: PathBuf,
+    out: Option<PathBuf>,
+    quiet: bool,
+    allow_remote: Vec<String>,
+    fleet: CoordinatorArgs,
+) -> Result<(u8, String)> {
     let fleet = fleet.config()?;
     // The only place remote hosts can be allowed: the scenario is checked
     // against this consent, and the run pins what its names resolve to.
@@ -62,10 +89,6 @@ pub fn execute(
     // The runtime may hold a blocked stdin reader or a signal task; do not
     // wait for them.
     runtime.shutdown_background();
-    let code = report.exit_code();
-    if !bisect {
-        return Ok(ExitCode::from(code));
-    }
     let why = error
         .or_else(|| {
             report
@@ -74,9 +97,5 @@ pub fn execute(
                 .map(|r| redactor.redact(r).into_owned())
         })
         .unwrap_or_default();
-    let (code, skipped) = bisect::code(code, &why);
-    if let Some(line) = skipped {
-        eprintln!("{line}");
-    }
-    Ok(ExitCode::from(code))
+    Ok((report.exit_code(), why))
 }
